@@ -15,6 +15,10 @@ class CheckpointError(InputError):
     """A source checkpoint folder is missing, broken or unsupported."""
 
 
+class HubError(InputError):
+    """A Hugging Face Hub repo that cannot be read or downloaded (missing, gated, offline, no room)."""
+
+
 class OutputError(InputError):
     """The output folder cannot be written as asked (not empty, inside the source, no room)."""
 

@@ -1,0 +1,206 @@
+"""The command line: the same engine the window drives, headless.
+
+Errors print one line, `error: <what is wrong and what to do>`, on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ForgeError
+
+EXIT_INPUT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except ForgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="ONNX Forge: turn Hugging Face LLM checkpoints into ONNX Runtime GenAI models. "
+        "Without a command, the window opens.",
+    )
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    inspect = commands.add_parser("inspect", help="describe a checkpoint folder or hub id without loading weights")
+    inspect.add_argument("path", help="a checkpoint folder, a hub id (org/name), or 'demo'")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=cmd_inspect)
+
+    presets = commands.add_parser("presets", help="list the conversion presets and recommendations")
+    presets.add_argument("--json", action="store_true", help="print JSON")
+    presets.set_defaults(handler=cmd_presets)
+
+    convert = commands.add_parser("convert", help="convert a checkpoint into an ONNX Runtime GenAI model")
+    convert.add_argument("source", help="a checkpoint folder, a hub id (org/name), or 'demo'")
+    convert.add_argument("-o", "--output", required=True, help="output folder (one sub-folder per preset with several)")
+    convert.add_argument(
+        "--preset",
+        action="append",
+        default=None,
+        help="preset id, or several separated by commas (default int4); see `presets`",
+    )
+    convert.add_argument(
+        "--ep",
+        choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"],
+        help="execution provider to build for (default: the best one this machine runs)",
+    )
+    convert.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder option, e.g. int4_block_size=64 or precision=fp32 (repeatable)",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    convert.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the checkpoint's own Python code to run (only for checkpoints you trust)",
+    )
+    convert.add_argument("--revision", help="hub revision (branch, tag or commit) for a hub id")
+    convert.add_argument("--no-check", action="store_true", help="skip loading and test-running the output")
+    convert.set_defaults(handler=cmd_convert)
+
+    chat = commands.add_parser("chat", help="generate a reply from a converted model")
+    chat.add_argument("model", help="an ONNX Runtime GenAI model folder")
+    chat.add_argument("--prompt", required=True, help="the user's message")
+    chat.add_argument("--max-length", type=int, help="maximum total tokens (default: the model's context length)")
+    chat.add_argument(
+        "--ep",
+        choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"],
+        help="run on this provider (default: the one the model was built for)",
+    )
+    chat.add_argument("--json", action="store_true", help="print JSON with the reply and its figures")
+    chat.set_defaults(handler=cmd_chat)
+
+    hardware = commands.add_parser("hardware", help="GPUs and the execution providers this machine can use")
+    hardware.add_argument("--json", action="store_true", help="print JSON")
+    hardware.set_defaults(handler=cmd_hardware)
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .checkpoints import inspect_checkpoint
+    from .convert import resolve_source
+
+    local, hub_id = resolve_source(args.path)
+    if hub_id:
+        from .hub import hub_model_summary
+
+        data = hub_model_summary(hub_id).to_dict()
+    else:
+        data = inspect_checkpoint(local).to_dict()
+    if args.json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            print(f"{key:>18}: {value}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from . import presets
+    from .builder_info import builder_info
+
+    info = builder_info()
+    data = {
+        "builder": {"version": info.version, "options": presets.settable_options(info)},
+        "presets": [
+            {**preset.to_dict(), "valid_eps": presets.valid_eps(preset, info)} for preset in presets.PRESETS.values()
+        ],
+        "recommendations": {
+            "by_family": presets.BY_FAMILY,
+            "by_hardware": presets.BY_HARDWARE,
+            "by_use_case": presets.BY_USE_CASE,
+        },
+    }
+    if args.json:
+        _print_json(data)
+        return 0
+    for preset in data["presets"]:
+        low, high = preset["size_percent_of_fp32"]
+        size = f"{low}%" if low == high else f"{low}-{high}%"
+        print(f"{preset['id']:<10} {preset['title']:<34} {size:>8} of FP32   eps: {', '.join(preset['valid_eps'])}")
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from .hardware import format_report, probe_hardware
+
+    report = probe_hardware()
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from .chat import generate_once
+
+    stream = None if args.json else (lambda text: print(text, end="", flush=True))
+    reply = generate_once(Path(args.model), args.prompt, max_length=args.max_length, ep=args.ep, on_text=stream)
+    if args.json:
+        _print_json(reply.to_dict())
+    else:
+        tokens_per_second = reply.new_tokens / reply.seconds if reply.seconds else 0.0
+        print(
+            f"\n[{reply.new_tokens} tokens, {tokens_per_second:.1f} tok/s, first token {reply.first_token_seconds:.2f} s]",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ForgeError(f"--set takes KEY=VALUE, not '{pair}'.")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConvertRequest, plan_conversion
+    from .hardware import probe_hardware
+    from .jobs.console import convert_all
+
+    preset_ids = [item.strip() for value in (args.preset or ["int4"]) for item in value.split(",") if item.strip()]
+    output = Path(args.output)
+    usable = probe_hardware().usable_providers()
+    plans = []
+    for preset_id in preset_ids:
+        request = ConvertRequest(
+            source=args.source,
+            output=str(output / preset_id if len(preset_ids) > 1 else output),
+            preset=preset_id,
+            ep=args.ep,
+            overrides=parse_sets(args.set),
+            overwrite=args.overwrite,
+            trust_remote_code=args.trust_remote_code,
+            revision=args.revision,
+            check=not args.no_check,
+        )
+        plans.append(plan_conversion(request, usable))
+    return convert_all(plans)

@@ -1,0 +1,320 @@
+"""Conversion jobs: plan (in the caller's process, cheap) and build (in the worker child).
+
+A plan checks everything that can be checked before any heavy import: the source, the preset and
+provider, the output folder, and whether disk and memory will hold the build. The build runs the
+installed builder in the worker's own interpreter into a staging folder beside the output, checks
+what it made the way a user would, writes forge.json, and only then moves the folder into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import manifest
+from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint
+from .errors import InputError, OutputError
+from .jobs.protocol import Message
+from .paths import demo_checkpoint
+from .presets import BuildOptions, get_preset, resolve
+
+GIB = 1024**3
+_IO_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+# Bytes per quantized weight at block size 32: 4 bits plus one 16- or 32-bit scale per block.
+_INT4_BYTES = 0.5 + 4 / 32
+# Memory the worker holds before it reads a weight: Python, torch, onnxruntime and the builder (measured ~0.7 GB).
+_WORKER_BASE_BYTES = int(0.8 * GIB)
+STAGING_PREFIX = ".forge-staging-"
+
+
+@dataclass
+class ConvertRequest:
+    source: str
+    output: str
+    preset: str = "int4"
+    ep: str | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+    overwrite: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+    check: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ConvertPlan:
+    request: ConvertRequest
+    source_path: str | None
+    """Local checkpoint folder; None for a hub id the worker downloads first."""
+    hub_id: str | None
+    options: BuildOptions
+    checkpoint: CheckpointInfo | None
+    output_bytes: int
+    peak_ram_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["options"] = self.options.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConvertPlan:
+        checkpoint = data.get("checkpoint")
+        return cls(
+            request=ConvertRequest(**data["request"]),
+            source_path=data["source_path"],
+            hub_id=data["hub_id"],
+            options=BuildOptions(**data["options"]),
+            checkpoint=CheckpointInfo(**checkpoint) if checkpoint else None,
+            output_bytes=data["output_bytes"],
+            peak_ram_bytes=data["peak_ram_bytes"],
+            warnings=data.get("warnings", []),
+        )
+
+
+def resolve_source(source: str) -> tuple[Path | None, str | None]:
+    """(local folder, hub id): 'demo', an existing path, or a hub id like 'org/name'."""
+    if source == "demo":
+        return demo_checkpoint(), None
+    path = Path(source).expanduser()
+    if path.exists():
+        return path, None
+    from .hub import looks_like_hub_id
+
+    if looks_like_hub_id(source):
+        return None, source
+    return path, None  # inspect_checkpoint explains that the path does not exist
+
+
+def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None = None) -> ConvertPlan:
+    local, hub_id = resolve_source(request.source)
+    preset = get_preset(request.preset)
+    if usable_eps is None:
+        from .hardware import probe_hardware
+
+        usable_eps = probe_hardware().usable_providers()
+    from .presets import default_ep
+
+    ep = request.ep or default_ep(preset, usable_eps)
+    options = resolve(request.preset, ep, request.overrides)
+    output = Path(request.output).expanduser().resolve()
+    checkpoint = None
+    if local is not None:
+        checkpoint = inspect_checkpoint(local)
+        check_convertible(checkpoint, request.trust_remote_code)
+        check_output(output, Path(checkpoint.path), request.overwrite)
+    else:
+        check_output(output, None, request.overwrite)
+    output_bytes, peak_ram = estimate_needs(checkpoint, options)
+    warnings = check_resources(output, output_bytes, peak_ram)
+    if checkpoint and checkpoint.needs_remote_code and not request.trust_remote_code:
+        warnings.append(
+            "this checkpoint ships its own Python code (auto_map); it is not run: the builder's own "
+            "implementation is used. Pass --trust-remote-code only if you trust its authors."
+        )
+    if ep not in usable_eps:
+        warnings.append(
+            f"this machine cannot run {ep} models, so the output is built and checked but not test-run here."
+        )
+    return ConvertPlan(
+        request, checkpoint.path if checkpoint else None, hub_id, options, checkpoint, output_bytes, peak_ram, warnings
+    )
+
+
+def check_output(output: Path, source: Path | None, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output} is a file; choose a folder for the converted model.")
+    if source is not None:
+        if output == source or _is_inside(output, source):
+            raise OutputError(
+                f"the output {output} is inside the source checkpoint {source}; choose a folder outside it."
+            )
+        if _is_inside(source, output):
+            raise OutputError(
+                f"the source checkpoint {source} is inside the output {output}; choose another output folder."
+            )
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise OutputError(f"{output} is not empty; choose a new folder or pass --overwrite to replace it.")
+
+
+def _is_inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def estimate_needs(checkpoint: CheckpointInfo | None, options: BuildOptions) -> tuple[int, int]:
+    """(output bytes, worker peak RAM bytes) for a build, from the parameter count.
+
+    The builder holds the PyTorch weights (in the checkpoint's dtype) and the ONNX graph's tensors at
+    once; an INT4 build also keeps the float graph while it writes the quantized one.
+    """
+    if checkpoint is None:
+        return 0, 0
+    params = checkpoint.parameters
+    embedding = checkpoint.vocab_size * checkpoint.hidden_size
+    io_bytes = _IO_BYTES["fp32"] if options.precision == "int4" and options.execution_provider == "cpu" else 2
+    if options.precision in _IO_BYTES:
+        io_bytes = _IO_BYTES[options.precision]
+        output = params * io_bytes
+        graph_copies = 1
+    else:
+        output = int((params - embedding) * _INT4_BYTES + embedding * io_bytes)
+        graph_copies = 2
+    peak = _WORKER_BASE_BYTES + checkpoint.weight_bytes + graph_copies * params * io_bytes
+    return output, peak
+
+
+def check_resources(output: Path, output_bytes: int, peak_ram: int) -> list[str]:
+    """Refuse a build the disk cannot hold; warn (or refuse) when memory is short."""
+    import psutil
+
+    existing = next((p for p in (output, *output.parents) if p.exists()), output.anchor)
+    free = shutil.disk_usage(existing).free
+    needed_disk = int(output_bytes * 1.1)
+    if needed_disk > free:
+        raise OutputError(
+            f"the converted model needs about {_gb(needed_disk)} but {existing} has {_gb(free)} free; "
+            "free some space or choose an output folder on another drive."
+        )
+    memory = psutil.virtual_memory()
+    swap = psutil.swap_memory().free
+    if peak_ram > memory.total + swap:
+        raise InputError(
+            f"the build needs about {_gb(peak_ram)} of memory but this machine has {_gb(memory.total)} "
+            "(plus swap); pick an INT4 preset of a smaller model or convert on a machine with more RAM."
+        )
+    if peak_ram > memory.available:
+        return [
+            f"the build needs about {_gb(peak_ram)} of memory and {_gb(memory.available)} is free now; "
+            "close other programs or it may be stopped by the system."
+        ]
+    return []
+
+
+def _gb(size: int) -> str:
+    return f"{size / GIB:.1f} GB" if size >= GIB / 10 else f"{size / 1024**2:.0f} MB"
+
+
+# --- in the worker -------------------------------------------------------------------------------
+
+Emit = Callable[[Message], None]
+
+
+def staging_root(output: Path) -> Path:
+    """A fresh hidden folder beside the output, on the same drive, so the final move is a rename."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{output.name}-", dir=output.parent))
+    (root / "pid").write_text(str(os.getpid()))
+    return root
+
+
+def remove_stale_staging(output: Path, pid: int) -> None:
+    """Remove staging folders left by a worker with this pid (one that was killed)."""
+    for root in output.parent.glob(f"{STAGING_PREFIX}{output.name}-*"):
+        pid_file = root / "pid"
+        if pid_file.is_file() and pid_file.read_text().strip() == str(pid):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def move_into_place(built: Path, output: Path, root: Path) -> None:
+    if output.exists():
+        # Keep the old folder until the new one is in place; it goes with the staging root.
+        output.rename(root / "previous")
+    built.rename(output)
+
+
+def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
+    from .jobs.progress import BuilderProgress
+
+    started = time.perf_counter()
+    request = plan.request
+    output = Path(request.output).expanduser().resolve()
+    root = staging_root(output)
+    try:
+        source = Path(plan.source_path) if plan.source_path else None
+        revision = None
+        if source is None:
+            from .hub import download_checkpoint
+
+            emit_progress = BuilderProgress(emit, num_layers=0)
+            download = download_checkpoint(plan.hub_id, revision=request.revision, on_progress=emit_progress.download)
+            source, revision = Path(download.path), download.revision_sha
+            checkpoint = inspect_checkpoint(source)
+            check_convertible(checkpoint, request.trust_remote_code)
+            plan.checkpoint = checkpoint
+        built = root / "model"
+        progress = BuilderProgress(emit, num_layers=plan.checkpoint.num_layers)
+        with progress.capture():
+            build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
+        progress.stage(97, "checking", "loading the tokenizer and generating a few tokens")
+        check = verify_output(built, plan.options.execution_provider) if request.check else {"verdict": "not checked"}
+        if check["verdict"] == "failed":
+            raise OutputError(f"the built model does not work: {check['error']}")
+        record = manifest.build_manifest(
+            built,
+            source=manifest.source_record(request.source, source, plan.hub_id, revision),
+            options=plan.options,
+            checkpoint=plan.checkpoint,
+            wall_seconds=time.perf_counter() - started,
+            check=check,
+        )
+        manifest.write(built, record)
+        move_into_place(built, output, root)
+        progress.stage(100, "done", str(output))
+        return {"output": str(output), "manifest": record}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def build_model(source: Path, output: Path, cache: Path, options: BuildOptions, trust_remote_code: bool) -> None:
+    """Run the installed builder in this interpreter (no extra process).
+
+    hf_remote is the builder's trust_remote_code, on by default there: off here unless asked for by name.
+    """
+    import onnxruntime  # noqa: F401  (onnxruntime-genai finds its runtime through it)
+    from onnxruntime_genai.models.builder import create_model
+
+    from .builder_info import builder_info
+
+    extra = {**options.extra_options, "hf_remote": trust_remote_code, "hf_token": "false"}
+    create_model(
+        model_name=None,
+        input_path=str(source),
+        output_dir=str(output),
+        precision=options.precision,
+        execution_provider=builder_info().cli_execution_providers[options.execution_provider],
+        cache_dir=str(cache),
+        **extra,
+    )
+
+
+def verify_output(folder: Path, ep: str) -> dict[str, Any]:
+    """Load the tokenizer of a fresh build and, where its provider runs here, generate a few tokens."""
+    from .chat import can_run_here, generate_once
+
+    try:
+        from .chat import load_tokenizer_only
+
+        load_tokenizer_only(folder)
+    except Exception as error:  # noqa: BLE001 - any load failure is the verdict
+        return {"verdict": "failed", "error": f"its tokenizer does not load ({error})"}
+    runnable, why = can_run_here(ep)
+    if not runnable:
+        return {"verdict": "tokenizer ok, not run", "reason": why}
+    try:
+        reply = generate_once(folder, "Hello", max_new_tokens=8, ep=ep)
+    except Exception as error:  # noqa: BLE001
+        return {"verdict": "failed", "error": f"it does not generate ({error})"}
+    return {"verdict": "ran", "ep": ep, "sample": reply.text, "new_tokens": reply.new_tokens}

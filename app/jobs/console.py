@@ -1,0 +1,124 @@
+"""Running conversion jobs from a terminal: a progress bar on a TTY, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .protocol import Error, Log, Message, Progress
+from .runner import Outcome, run_job
+
+if TYPE_CHECKING:
+    from ..convert import ConvertPlan
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "crashed": 1, "did-not-start": 1, "out-of-memory": 3, "cancelled": 130}
+
+
+class PlainView:
+    """One line per log message and per whole-percent step: readable in CI logs and pipes."""
+
+    def __init__(self) -> None:
+        self._last = -1
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def show(self, message: Message) -> None:
+        if isinstance(message, Log):
+            print(f"  {message.text}", flush=True)
+        elif isinstance(message, Progress) and int(message.percent) != self._last:
+            self._last = int(message.percent)
+            print(f"[{message.percent:5.1f}%] {message.stage}: {message.detail}", flush=True)
+
+
+class BarView:
+    """A rich progress bar with the job's log scrolling above it."""
+
+    def __init__(self, title: str) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        self._task = self._progress.add_task(title, total=100, detail="starting")
+
+    def __enter__(self) -> BarView:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def show(self, message: Message) -> None:
+        if isinstance(message, Log):
+            self._progress.console.print(message.text, style="dim", markup=False, highlight=False)
+        elif isinstance(message, Progress):
+            self._progress.update(self._task, completed=message.percent, detail=f"{message.stage}: {message.detail}")
+
+
+def convert_all(plans: list[ConvertPlan]) -> int:
+    from ..convert import remove_stale_staging
+
+    rows = []
+    worst = 0
+    for plan in plans:
+        options = plan.options
+        title = f"{options.preset} ({options.precision}, {options.execution_provider})"
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        view = BarView(title) if sys.stdout.isatty() else PlainView()
+        with view:
+            outcome = run_job("convert", plan.to_dict(), view.show)
+        if not outcome.ok and outcome.pid:
+            remove_stale_staging(Path(plan.request.output).expanduser().resolve(), outcome.pid)
+        rows.append((plan, outcome))
+        code = _report(outcome)
+        worst = max(worst, code)
+        if outcome.status == "cancelled":
+            break
+    if len(plans) > 1:
+        print_summary(rows)
+    return worst
+
+
+def _report(outcome: Outcome) -> int:
+    if outcome.ok:
+        print(f"done: {outcome.result['output']} ({outcome.seconds:.1f} s)")
+        return 0
+    if outcome.status == "failed" and isinstance(outcome.error, Error) and outcome.error.kind not in ("InternalError",):
+        print(f"error: {outcome.message}", file=sys.stderr)
+        return 2
+    print(f"error: {outcome.message}", file=sys.stderr)
+    if outcome.error is not None and outcome.error.details:
+        print(outcome.error.details, file=sys.stderr)
+    return EXIT_CODES.get(outcome.status, 1)
+
+
+def print_summary(rows: list[tuple[ConvertPlan, Outcome]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Conversions")
+    for column in ("preset", "provider", "state", "size", "time", "check", "output"):
+        table.add_column(column)
+    for plan, outcome in rows:
+        manifest = (outcome.result or {}).get("manifest", {})
+        size = f"{manifest['size_bytes'] / 1024**2:.1f} MB" if manifest else "-"
+        table.add_row(
+            plan.options.preset,
+            plan.options.execution_provider,
+            outcome.status,
+            size,
+            f"{outcome.seconds:.1f} s",
+            manifest.get("check", {}).get("verdict", "-"),
+            plan.request.output,
+        )
+    Console(width=max(120, Console().width)).print(table)

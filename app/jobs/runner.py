@@ -1,0 +1,232 @@
+"""Running a worker child from the parent (CLI or window), with no Qt: start, read, cancel, kill.
+
+The child is started in its own process group/session so a terminal's Ctrl+C reaches only the parent,
+which then cancels deliberately: a "cancel" line first, then the whole process tree is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .protocol import CANCEL_LINE, Error, LineAssembler, Log, Message, Result, decode
+
+CANCEL_GRACE_SECONDS = 1.0
+_MEMORY_POLL_SECONDS = 0.2
+
+
+def worker_command(job: str, spec: dict[str, Any]) -> list[str]:
+    """The command that re-launches this program as a worker: the .exe itself when frozen."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "worker", job, json.dumps(spec)]
+    main_py = Path(__file__).resolve().parents[2] / "main.py"
+    return [sys.executable, str(main_py), "worker", job, json.dumps(spec)]
+
+
+@dataclass
+class Outcome:
+    status: str
+    """succeeded, failed, cancelled, out-of-memory, crashed or did-not-start."""
+    exit_code: int | None
+    message: str = ""
+    result: dict[str, Any] | None = None
+    error: Error | None = None
+    peak_memory_bytes: int = 0
+    seconds: float = 0.0
+    stderr_tail: list[str] = field(default_factory=list)
+    pid: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+class JobProcess:
+    """One worker child. on_message is called from reader threads, in order for stdout."""
+
+    def __init__(
+        self, job: str, spec: dict[str, Any], on_message: Callable[[Message], None], env: dict[str, str] | None = None
+    ) -> None:
+        self.job = job
+        self.command = worker_command(job, spec)
+        self._on_message = on_message
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._result: Result | None = None
+        self._error: Error | None = None
+        self._cancelled = False
+        self._peak = 0
+        self._stderr_tail: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self._started = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        flags: dict[str, Any] = {}
+        if sys.platform == "win32":
+            flags["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+        else:
+            flags["start_new_session"] = True
+        self._started = time.monotonic()
+        self._process = subprocess.Popen(
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env,
+            **flags,
+        )
+        self._threads = [
+            threading.Thread(target=self._read, args=(self._process.stdout, True), daemon=True),
+            threading.Thread(target=self._read, args=(self._process.stderr, False), daemon=True),
+            threading.Thread(target=self._watch_memory, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, pipe: Any, protocol: bool) -> None:
+        assembler = LineAssembler()
+        for chunk in iter(lambda: pipe.read1(65536), b""):
+            for line in assembler.feed(chunk):
+                self._handle(decode(line) if protocol else Log(line, "stderr"))
+        for line in assembler.flush():
+            self._handle(decode(line) if protocol else Log(line, "stderr"))
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, Result):
+            self._result = message
+        elif isinstance(message, Error):
+            self._error = message
+        elif isinstance(message, Log) and message.stream == "stderr":
+            self._stderr_tail = [*self._stderr_tail[-19:], message.text]
+        self._on_message(message)
+
+    def _watch_memory(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self._process.pid)
+            while self._process.poll() is None:
+                tree = [root, *root.children(recursive=True)]
+                total = 0
+                for process in tree:
+                    try:
+                        total += process.memory_info().rss
+                    except psutil.Error:
+                        continue
+                self._peak = max(self._peak, total)
+                time.sleep(_MEMORY_POLL_SECONDS)
+        except psutil.Error:
+            return
+
+    def cancel(self, grace: float = CANCEL_GRACE_SECONDS) -> None:
+        """Ask the child to stop, then kill its whole process tree if it is still there after `grace`."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._cancelled = True
+        try:
+            self._process.stdin.write(CANCEL_LINE.encode())
+            self._process.stdin.flush()
+        except OSError:
+            pass
+        try:
+            self._process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        kill_tree(self._process.pid)
+
+    def wait(self, timeout: float | None = None) -> Outcome:
+        assert self._process is not None, "start() first"
+        code = self._process.wait(timeout=timeout)
+        kill_tree(self._process.pid)  # grandchildren a crashed worker left behind
+        for thread in self._threads[:2]:
+            thread.join(timeout=5)
+        return self._outcome(code)
+
+    def _outcome(self, code: int) -> Outcome:
+        common = {
+            "exit_code": code,
+            "peak_memory_bytes": self._peak,
+            "seconds": time.monotonic() - self._started,
+            "stderr_tail": self._stderr_tail,
+            "pid": self.pid,
+        }
+        if self._cancelled:
+            return Outcome("cancelled", message="cancelled", **common)
+        if self._result is not None and code == 0:
+            return Outcome("succeeded", result=self._result.data, **common)
+        if self._error is not None:
+            status = "out-of-memory" if self._error.kind == "OutOfMemory" else "failed"
+            return Outcome(status, message=self._error.message, error=self._error, **common)
+        if _killed_by_system(code, self._peak):
+            return Outcome(
+                "out-of-memory",
+                message=f"the worker was stopped by the system after using {self._peak / 1024**3:.1f} GB of memory: "
+                "it ran out of memory; close other programs, pick an INT4 preset, or use a machine with more RAM.",
+                **common,
+            )
+        last = self._stderr_tail[-1] if self._stderr_tail else "no output"
+        return Outcome("crashed", message=f"the worker stopped with exit code {code} ({last}).", **common)
+
+
+def _killed_by_system(code: int, peak: int) -> bool:
+    """The kernel's OOM killer sends SIGKILL; Windows ends a process that cannot commit memory abruptly."""
+    if sys.platform != "win32":
+        return code == -signal.SIGKILL
+    import psutil
+
+    return peak >= 0.9 * psutil.virtual_memory().total
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a worker and everything it started, also when the worker itself has already exited."""
+    import psutil
+
+    if sys.platform != "win32":
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the worker leads its own session, so this is its group
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        root = psutil.Process(pid)
+        processes = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    psutil.wait_procs(processes, timeout=2)
+
+
+def run_job(
+    job: str, spec: dict[str, Any], on_message: Callable[[Message], None], env: dict[str, str] | None = None
+) -> Outcome:
+    """Run a worker to the end; Ctrl+C cancels it (tree killed) and is reported as a cancelled outcome."""
+    process = JobProcess(job, spec, on_message, env)
+    try:
+        process.start()
+    except OSError as error:
+        return Outcome("did-not-start", None, message=f"the worker could not start: {error}")
+    try:
+        while True:
+            try:
+                return process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        process.cancel()
+        return process.wait()

@@ -1,0 +1,121 @@
+"""forge.json: what every output folder says about how it was made."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+MANIFEST_NAME = "forge.json"
+_VERSIONED = (
+    "onnxruntime-genai",
+    "onnxruntime-genai-directml",
+    "onnxruntime-genai-cuda",
+    "onnxruntime",
+    "onnxruntime-directml",
+    "onnxruntime-gpu",
+    "torch",
+    "transformers",
+    "onnx",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"onnx-forge": __version__, "python": sys.version.split()[0]}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_records(folder: Path) -> list[dict[str, Any]]:
+    return [
+        {"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size, "sha256": sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != MANIFEST_NAME
+    ]
+
+
+def peak_memory_bytes() -> int:
+    """This process's peak resident memory so far."""
+    if sys.platform == "win32":
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def source_record(given: str, path: Path, hub_id: str | None, revision: str | None) -> dict[str, Any]:
+    if hub_id:
+        return {"kind": "hub", "id": hub_id, "revision": revision, "path": str(path)}
+    return {"kind": "demo" if given == "demo" else "folder", "path": str(path)}
+
+
+def build_manifest(
+    folder: Path, *, source: dict[str, Any], options: Any, checkpoint: Any, wall_seconds: float, check: dict[str, Any]
+) -> dict[str, Any]:
+    files = file_records(folder)
+    return {
+        "format": 1,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "checkpoint": {
+            "architecture": checkpoint.architecture,
+            "family": checkpoint.family,
+            "parameters": checkpoint.parameters,
+            "dtype": checkpoint.dtype,
+            "size_bytes": checkpoint.size_bytes,
+        },
+        "preset": options.preset,
+        "options": options.to_dict(),
+        "builder_command": [
+            "python",
+            "-m",
+            "onnxruntime_genai.models.builder",
+            "-i",
+            source["path"],
+            "-o",
+            "OUT",
+            *options.builder_flags(),
+        ],
+        "versions": package_versions(),
+        "wall_seconds": round(wall_seconds, 2),
+        "peak_memory_bytes": peak_memory_bytes(),
+        "host": {"platform": sys.platform, "cpus": os.cpu_count()},
+        "check": check,
+        "size_bytes": sum(record["size"] for record in files),
+        "files": files,
+    }
+
+
+def write(folder: Path, record: dict[str, Any]) -> Path:
+    path = folder / MANIFEST_NAME
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return path
+
+
+def read(folder: Path) -> dict[str, Any] | None:
+    path = Path(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
