@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import CheckpointError, HubError
+from app.errors import CheckpointError, ForgeError, HubError
 
 HUB_URL = "https://huggingface.co"
 API_TIMEOUT_S = 30.0
@@ -155,20 +155,14 @@ def download_checkpoint(
     cache = _cache_dir(cache_dir)
     with _translated_errors(repo_id, revision):
         try:
-            info = _model_info(repo_id, revision, token)
+            pinned, sizes = _pinned_conversion_files(repo_id, revision, token, cache)
         except Exception as error:
-            cached = _cached_checkpoint(repo_id, revision, cache) if _is_network_error(error) else None
+            cached = _cached_checkpoint(repo_id, revision, cache, on_progress) if _is_network_error(error) else None
             if cached is None:
                 raise
             return cached
-        pinned = _api(token).resolve_revision(repo_id, revision=revision, cache_dir=cache)
-        if pinned.resolved != info.sha:  # the branch moved between the two calls
-            info = _model_info(repo_id, pinned.resolved, token)
-        files = _hub_files(info)
-        chosen = _checked_conversion_files(repo_id, files)
-        sizes = {file.path: file.size for file in files}
-        total = sum(sizes[name] for name in chosen)
-        missing = sum(sizes[name] for name in chosen if not _is_cached(repo_id, name, cache, pinned.resolved))
+        total = sum(sizes.values())
+        missing = sum(size for name, size in sizes.items() if not _is_cached(repo_id, name, cache, pinned.resolved))
         _check_free_space(repo_id, cache, missing, free_space or _free_bytes)
         progress = _Progress(total=total, done_before=total - missing, callback=on_progress)
         folder = snapshot_download(
@@ -177,7 +171,7 @@ def download_checkpoint(
             cache_dir=cache,
             token=token,
             endpoint=_endpoint(),
-            allow_patterns=[glob.escape(name) for name in chosen],
+            allow_patterns=[glob.escape(name) for name in sizes],
             tqdm_class=_silent_bar_class(progress),
         )
     progress.finish()
@@ -208,6 +202,19 @@ def _cache_dir(cache_dir: str | Path | None) -> Path:
 
 def _model_info(repo_id: str, revision: str | None, token: str | None) -> Any:
     return _api(token).model_info(repo_id, revision=revision, files_metadata=True, timeout=API_TIMEOUT_S)
+
+
+def _pinned_conversion_files(
+    repo_id: str, revision: str | None, token: str | None, cache: Path
+) -> tuple[Any, dict[str, int]]:
+    """The revision resolved to a commit (recorded in the cache's refs/) and {conversion file: size} at it."""
+    info = _model_info(repo_id, revision, token)
+    pinned = _api(token).resolve_revision(repo_id, revision=revision, cache_dir=cache)
+    if pinned.resolved != info.sha:  # the branch moved between the two calls
+        info = _model_info(repo_id, pinned.resolved, token)
+    files = _hub_files(info)
+    sizes = {file.path: file.size for file in files}
+    return pinned, {name: sizes[name] for name in _checked_conversion_files(repo_id, files)}
 
 
 def _hub_files(info: Any) -> tuple[HubFile, ...]:
@@ -265,14 +272,17 @@ def _is_cached(repo_id: str, filename: str, cache: Path, sha: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache, revision=sha), str)
 
 
-def _cached_checkpoint(repo_id: str, revision: str | None, cache: Path) -> DownloadResult | None:
+def _cached_checkpoint(
+    repo_id: str, revision: str | None, cache: Path, on_progress: ProgressCallback | None
+) -> DownloadResult | None:
     """The complete cached snapshot of a repo, found without the network, or None."""
     from huggingface_hub import get_cached_repo_tree, snapshot_download
     from huggingface_hub.errors import CachedRepoTreeNotFoundError, LocalEntryNotFoundError, RevisionResolutionError
 
     try:
         pinned = _api(None).resolve_revision(repo_id, revision=revision, cache_dir=cache, local_files_only=True)
-        chosen = conversion_files(file.path for file in get_cached_repo_tree(repo_id, revision=pinned, cache_dir=cache))
+        sizes = {file.path: file.size for file in get_cached_repo_tree(repo_id, revision=pinned, cache_dir=cache)}
+        chosen = conversion_files(sizes)
         if "config.json" not in chosen or not _has_weights(chosen):
             return None
         folder = snapshot_download(
@@ -284,6 +294,7 @@ def _cached_checkpoint(repo_id: str, revision: str | None, cache: Path) -> Downl
         )
     except (CachedRepoTreeNotFoundError, LocalEntryNotFoundError, RevisionResolutionError):
         return None
+    _Progress(total=sum(sizes[name] for name in chosen), done_before=0, callback=on_progress).finish()
     return DownloadResult(path=Path(folder), revision_sha=pinned.resolved, offline=True)
 
 
@@ -376,7 +387,7 @@ def _silent_bar_class(progress: _Progress) -> type:
 def _translated_errors(repo_id: str, revision: str | None) -> Iterator[None]:
     try:
         yield
-    except (HubError, CheckpointError):
+    except ForgeError:
         raise
     except Exception as error:
         translated = _translate(error, repo_id, revision)

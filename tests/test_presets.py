@@ -1,0 +1,125 @@
+import pytest
+
+from app.errors import PresetError
+from app.presets import BY_FAMILY, PRESETS, default_ep, get_preset, recommend, resolve, valid_eps
+
+
+def test_the_nine_presets_of_the_guide_have_stable_ids():
+    assert list(PRESETS) == ["fp16", "fp32", "bf16", "int4", "int4-int8", "int4-bf16", "int4-fp16", "uint4", "custom"]
+
+
+@pytest.mark.parametrize(
+    ("preset", "ep", "precision", "options"),
+    [
+        ("fp16", "dml", "fp16", {}),
+        ("fp32", "cpu", "fp32", {}),
+        ("bf16", "cuda", "bf16", {}),
+        # int4 leaves the accuracy level to the builder (4 on CPU/WebGPU, 0 on GPUs); int4-int8 forces 4.
+        ("int4", "cpu", "int4", {"int4_block_size": 32, "int4_is_symmetric": True}),
+        ("int4-int8", "dml", "int4", {"int4_block_size": 32, "int4_is_symmetric": True, "int4_accuracy_level": 4}),
+        ("int4-bf16", "cuda", "int4", {"int4_block_size": 32, "int4_is_symmetric": True, "int4_accuracy_level": 3}),
+        ("int4-fp16", "cuda", "int4", {"int4_block_size": 32, "int4_is_symmetric": True, "int4_accuracy_level": 2}),
+        ("uint4", "cpu", "int4", {"int4_block_size": 32, "int4_is_symmetric": False, "int4_accuracy_level": 4}),
+    ],
+)
+def test_presets_resolve_exactly_as_the_guide_says(preset, ep, precision, options):
+    resolved = resolve(preset, ep)
+    assert (resolved.precision, resolved.execution_provider, resolved.extra_options) == (precision, ep, options)
+
+
+def test_builder_flags_match_the_builder_command_line():
+    flags = resolve("uint4", "cpu").builder_flags()
+    assert flags == [
+        "-p",
+        "int4",
+        "-e",
+        "cpu",
+        "--extra_options",
+        "int4_block_size=32",
+        "int4_is_symmetric=false",
+        "int4_accuracy_level=4",
+    ]
+    assert resolve("fp16", "trt-rtx").builder_flags()[:4] == ["-p", "fp16", "-e", "NvTensorRtRtx"]
+
+
+@pytest.mark.parametrize(
+    ("preset", "ep", "names"),
+    [
+        ("fp16", "cpu", ["cuda", "fp32", "int4"]),
+        ("bf16", "dml", ["cuda", "trt-rtx"]),
+        ("int4", "trt-rtx", ["cpu", "fp16"]),
+    ],
+)
+def test_a_refused_pair_names_what_to_pick_instead(preset, ep, names):
+    with pytest.raises(PresetError) as caught:
+        resolve(preset, ep)
+    sentence = str(caught.value)
+    assert sentence.count(".") == 1 and sentence.endswith(".")
+    for name in names:
+        assert name in sentence
+
+
+def test_custom_takes_every_builder_option_typed_and_checked():
+    resolved = resolve(
+        "custom",
+        "cpu",
+        {
+            "precision": "int4",
+            "int4_block_size": "128",
+            "int4_is_symmetric": "false",
+            "int4_accuracy_level": "1",
+            "int4_algo_config": "k_quant_mixed",
+            "exclude_embeds": "true",
+            "prune_lm_head": "1",
+        },
+    )
+    assert resolved.precision == "int4"
+    assert resolved.extra_options == {
+        "int4_block_size": 128,
+        "int4_is_symmetric": False,
+        "int4_accuracy_level": 1,
+        "int4_algo_config": "k_quant_mixed",
+        "exclude_embeds": True,
+        "prune_lm_head": True,
+    }
+    assert resolve("custom", "cuda", {"enable_cuda_graph": "true"}).extra_options == {"enable_cuda_graph": True}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"int4_block_size": "48"}, "16, 32, 64, 128, 256"),
+        ({"int4_is_symmetric": "maybe"}, "true or false"),
+        ({"int4_algo_config": "gptq"}, "k_quant"),
+        ({"not_an_option": "1"}, "not an option"),
+        ({"hf_remote": "true"}, "not an option"),
+        ({"precision": "fp32", "int4_block_size": "64"}, "only apply to int4"),
+        ({"exclude_lm_head": "true", "prune_lm_head": "true"}, "cannot be used together"),
+    ],
+)
+def test_bad_custom_options_are_refused_in_words(overrides, words):
+    with pytest.raises(PresetError, match=words):
+        resolve("custom", "cpu", {"precision": "int4", **overrides} if "precision" not in overrides else overrides)
+
+
+def test_excluding_lm_head_from_int4_turns_off_shared_embeddings():
+    # Builder 0.14.1 otherwise shares tied embeddings with an lm_head tensor it never made (FIELD-NOTES).
+    options = resolve("int4", "cpu", {"int4_nodes_to_exclude": "/lm_head/MatMul"}).extra_options
+    assert options["int4_nodes_to_exclude"] == ["/lm_head/MatMul"] and options["shared_embeddings"] is False
+
+
+def test_default_provider_is_the_first_usable_one_the_preset_prefers():
+    assert default_ep(get_preset("int4"), {"cpu"}) == "cpu"
+    assert default_ep(get_preset("int4"), {"cpu", "dml"}) == "dml"
+    assert default_ep(get_preset("fp16"), {"cpu"}) == "dml"
+    assert default_ep(get_preset("fp32"), {"cpu", "cuda"}) == "cpu"
+    assert valid_eps(get_preset("bf16")) == ["cuda", "trt-rtx"]
+
+
+def test_recommendations_follow_the_guides_tables():
+    assert BY_FAMILY["gemma2"] == ("bf16", "int4-bf16")
+    assert recommend("qwen3", has_nvidia_gpu=True, modern_gpu=True)[0] == "fp16"
+    assert recommend("gemma", has_nvidia_gpu=True, modern_gpu=True)[0] == "bf16"
+    preset, reason = recommend("phi3", has_nvidia_gpu=True, modern_gpu=False)
+    assert preset == "int4-bf16" and "RTX 30xx" in reason
+    assert recommend("unknownfamily", has_nvidia_gpu=False, modern_gpu=False)[0] == "fp32"
