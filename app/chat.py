@@ -42,11 +42,11 @@ def can_run_here(ep: str) -> tuple[bool, str]:
         return True, ""
     from .hardware import probe_hardware
 
-    status = {provider.name: provider for provider in probe_hardware().providers}.get(ep)
-    if status is not None and status.usable:
-        return True, ""
-    reason = status.reason if status is not None else f"{ep} is not a provider this studio knows"
-    return False, reason
+    try:
+        status = probe_hardware().provider(ep)
+    except KeyError:
+        return False, f"the hardware report does not cover {ep}"
+    return status.usable, status.reason
 
 
 def load_model(folder: Path, ep: str | None = None) -> tuple[Any, Any]:
