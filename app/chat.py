@@ -62,15 +62,25 @@ def load_model(folder: Path, ep: str | None = None) -> tuple[Any, Any]:
         raise ModelLoadError(f"{folder} could not be loaded{f' on {ep}' if ep else ''}: {error}") from error
 
 
-def load_tokenizer_only(folder: Path) -> Any:
-    """The model's tokenizer as onnxruntime-genai loads it.
+def check_tokenizer(folder: Path) -> str:
+    """Load and use the model's tokenizer; returns which loader checked it.
 
-    onnxruntime-genai makes a tokenizer from a model, so the model is loaded with no providers. That
-    works for any build; it does not show the model runs on its target provider.
+    onnxruntime-genai makes a tokenizer from a model, so the model is opened with no providers, on the CPU.
+    Builds whose operators have no CPU kernel (BF16) cannot be opened that way; their tokenizer is then
+    checked with transformers, which is the second best witness.
     """
-    model, tokenizer = load_model(folder, ep="cpu")
-    tokenizer.encode("Hello")
-    return tokenizer
+    og = load_genai()
+    config = og.Config(str(folder))
+    config.clear_providers()
+    try:
+        model = og.Model(config)
+    except Exception as error:  # noqa: BLE001 - any reason to fall back is reported in the verdict
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(str(folder)).encode("Hello")
+        return f"transformers (onnxruntime-genai cannot open this build on the CPU: {str(error).splitlines()[0][:160]})"
+    og.Tokenizer(model).encode("Hello")
+    return "onnxruntime-genai"
 
 
 def render_prompt(tokenizer: Any, folder: Path, messages: list[dict[str, str]]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .builder_defects import checkpoint_defect
 from .builder_info import builder_info
 from .errors import CheckpointError
 
@@ -40,6 +41,7 @@ class CheckpointInfo:
     quantization: str | None
     builder_supported: bool
     builder_version: str
+    builder_defect: str | None
     needs_remote_code: bool
     tied_embeddings: bool
     problems: list[str] = field(default_factory=list)
@@ -184,6 +186,7 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         quantization=quantization.get("quant_method", "unknown") if isinstance(quantization, dict) else None,
         builder_supported=supported,
         builder_version=info.version,
+        builder_defect=checkpoint_defect(text, info.version) if supported else None,
         needs_remote_code="auto_map" in config,
         tied_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
         problems=_problems(folder, safetensors, bins),
@@ -232,3 +235,5 @@ def check_convertible(info: CheckpointInfo, trust_remote_code: bool = False) -> 
                 + "; the checkpoint also ships its own Python code, which runs only with --trust-remote-code."
             )
         raise CheckpointError(message)
+    if info.builder_defect:
+        raise CheckpointError(info.builder_defect)

@@ -165,7 +165,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     else:
         tokens_per_second = reply.new_tokens / reply.seconds if reply.seconds else 0.0
         print(
-            f"\n[{reply.new_tokens} tokens, {tokens_per_second:.1f} tok/s, first token {reply.first_token_seconds:.2f} s]",
+            f"\n[{reply.new_tokens} tokens, {tokens_per_second:.1f} tok/s, "
+            f"first token {reply.first_token_seconds:.2f} s]",
             file=sys.stderr,
         )
     return 0

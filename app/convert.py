@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest
-from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint
+from .builder_defects import checkpoint_warning
+from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint, read_config
 from .errors import InputError, OutputError
 from .jobs.protocol import Message
 from .paths import demo_checkpoint
@@ -116,6 +117,11 @@ def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None = None)
         check_output(output, None, request.overwrite)
     output_bytes, peak_ram = estimate_needs(checkpoint, options)
     warnings = check_resources(output, output_bytes, peak_ram)
+    if checkpoint:
+        config = read_config(Path(checkpoint.path))
+        defect_warning = checkpoint_warning(config.get("text_config", config), checkpoint.builder_version)
+        if defect_warning:
+            warnings.append(defect_warning)
     if checkpoint and checkpoint.needs_remote_code and not request.trust_remote_code:
         warnings.append(
             "this checkpoint ships its own Python code (auto_map); it is not run: the builder's own "
@@ -301,20 +307,41 @@ def build_model(source: Path, output: Path, cache: Path, options: BuildOptions, 
 
 
 def verify_output(folder: Path, ep: str) -> dict[str, Any]:
-    """Load the tokenizer of a fresh build and, where its provider runs here, generate a few tokens."""
-    from .chat import can_run_here, generate_once
+    """Check a fresh build as a user would: a whole graph, a tokenizer that loads, and where its provider runs
+    here, a few generated tokens."""
+    from .chat import can_run_here, check_tokenizer, generate_once
 
+    dangling = dangling_outputs(folder / "model.onnx")
+    if dangling:
+        return {
+            "verdict": "failed",
+            "error": f"its graph declares outputs no node produces ({', '.join(dangling[:4])})",
+        }
     try:
-        from .chat import load_tokenizer_only
-
-        load_tokenizer_only(folder)
+        tokenizer_checked_by = check_tokenizer(folder)
     except Exception as error:  # noqa: BLE001 - any load failure is the verdict
         return {"verdict": "failed", "error": f"its tokenizer does not load ({error})"}
     runnable, why = can_run_here(ep)
     if not runnable:
-        return {"verdict": "tokenizer ok, not run", "reason": why}
+        return {"verdict": "tokenizer ok, not run", "tokenizer": tokenizer_checked_by, "reason": why}
     try:
         reply = generate_once(folder, "Hello", max_new_tokens=8, ep=ep)
     except Exception as error:  # noqa: BLE001
         return {"verdict": "failed", "error": f"it does not generate ({error})"}
-    return {"verdict": "ran", "ep": ep, "sample": reply.text, "new_tokens": reply.new_tokens}
+    return {
+        "verdict": "ran",
+        "ep": ep,
+        "tokenizer": tokenizer_checked_by,
+        "sample": reply.text,
+        "new_tokens": reply.new_tokens,
+    }
+
+
+def dangling_outputs(model_path: Path) -> list[str]:
+    """Graph outputs that no node, input or initializer provides: such a model loads on no provider."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    provided = {name for node in graph.node for name in node.output}
+    provided |= {value.name for value in graph.input} | {tensor.name for tensor in graph.initializer}
+    return [output.name for output in graph.output if output.name not in provided]

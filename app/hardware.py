@@ -33,7 +33,12 @@ RECORD_FORMAT = "onnx-forge-hardware-probes/1"
 
 NVIDIA_VENDOR_ID = 0x10DE
 _VENDOR_NAMES = {
-    0x10DE: "NVIDIA", 0x8086: "Intel", 0x1002: "AMD", 0x1022: "AMD", 0x1414: "Microsoft", 0x5143: "Qualcomm",
+    0x10DE: "NVIDIA",
+    0x8086: "Intel",
+    0x1002: "AMD",
+    0x1022: "AMD",
+    0x1414: "Microsoft",
+    0x5143: "Qualcomm",
 }
 
 TRT_RTX_MIN_CC = (7, 5)  # Turing; TensorRT-RTX support matrix
@@ -562,8 +567,15 @@ def _same_name(left: str | None, right: str | None) -> bool:
     return bool(left) and bool(right) and _clean_name(str(left)) == _clean_name(str(right))
 
 
-def _match(gpus: list[Gpu], claimed: list[Gpu], *, luid: str | None = None, index: int | None = None,
-           ids: tuple[int | None, int | None] | None = None, name: str | None = None) -> Gpu | None:
+def _match(
+    gpus: list[Gpu],
+    claimed: list[Gpu],
+    *,
+    luid: str | None = None,
+    index: int | None = None,
+    ids: tuple[int | None, int | None] | None = None,
+    name: str | None = None,
+) -> Gpu | None:
     """The first unclaimed GPU that is the same adapter, trying the strongest identity first."""
     tests: list[Callable[[Gpu], bool]] = []
     if luid:
@@ -588,17 +600,19 @@ def _gpus_from_dxgi(answer: dict[str, Any]) -> list[Gpu]:
         if (_int(adapter.get("flags")) or 0) & (_DXGI_FLAG_SOFTWARE | _DXGI_FLAG_REMOTE):
             continue  # Microsoft Basic Render Driver and remote-desktop adapters
         vendor_id = _int(adapter.get("vendor_id"))
-        gpus.append(Gpu(
-            index=_int(adapter.get("index")),
-            name=adapter.get("description") or "unknown GPU",
-            vendor=_VENDOR_NAMES.get(vendor_id or 0, "unknown"),
-            vendor_id=vendor_id,
-            device_id=_int(adapter.get("device_id")),
-            luid=adapter.get("luid"),
-            dedicated_memory_bytes=_int(adapter.get("dedicated_video_memory")),
-            shared_memory_bytes=_int(adapter.get("shared_system_memory")),
-            sources=["dxgi"],
-        ))
+        gpus.append(
+            Gpu(
+                index=_int(adapter.get("index")),
+                name=adapter.get("description") or "unknown GPU",
+                vendor=_VENDOR_NAMES.get(vendor_id or 0, "unknown"),
+                vendor_id=vendor_id,
+                device_id=_int(adapter.get("device_id")),
+                luid=adapter.get("luid"),
+                dedicated_memory_bytes=_int(adapter.get("dedicated_video_memory")),
+                shared_memory_bytes=_int(adapter.get("shared_system_memory")),
+                sources=["dxgi"],
+            )
+        )
     return gpus
 
 
@@ -626,8 +640,13 @@ def _merge_ep_devices(gpus: list[Gpu], answer: dict[str, Any]) -> None:
         name = metadata.get("Description") or device.get("vendor") or "unknown GPU"
         gpu = _match(gpus, claimed, luid=luid, index=index, ids=(vendor_id, device_id), name=name)
         if gpu is None:
-            gpu = Gpu(index=index, name=name, vendor=_VENDOR_NAMES.get(vendor_id or 0) or device.get("vendor") or
-                      "unknown", vendor_id=vendor_id, device_id=device_id)
+            gpu = Gpu(
+                index=index,
+                name=name,
+                vendor=_VENDOR_NAMES.get(vendor_id or 0) or device.get("vendor") or "unknown",
+                vendor_id=vendor_id,
+                device_id=device_id,
+            )
             gpus.append(gpu)
         claimed.append(gpu)
         gpu.luid = gpu.luid or luid
@@ -646,8 +665,13 @@ def _merge_nvml(gpus: list[Gpu], answer: dict[str, Any]) -> None:
         ids = (_int(device.get("pci_vendor_id")), _int(device.get("pci_device_id")))
         gpu = _match(gpus, claimed, ids=ids, name=device.get("name"))
         if gpu is None:
-            gpu = Gpu(index=None, name=device.get("name") or "NVIDIA GPU", vendor="NVIDIA",
-                      vendor_id=ids[0] or NVIDIA_VENDOR_ID, device_id=ids[1])
+            gpu = Gpu(
+                index=None,
+                name=device.get("name") or "NVIDIA GPU",
+                vendor="NVIDIA",
+                vendor_id=ids[0] or NVIDIA_VENDOR_ID,
+                device_id=ids[1],
+            )
             gpus.append(gpu)
         claimed.append(gpu)
         gpu.nvml_index = _int(device.get("index"))
@@ -729,9 +753,13 @@ class _Facts:
         nvidia = [gpu for gpu in self.gpus if gpu.vendor_id == NVIDIA_VENDOR_ID or "nvml" in gpu.sources]
         if not nvidia:
             return None
-        return max(nvidia, key=lambda gpu: (
-            _cc_tuple(gpu.compute_capability) or (0, 0), gpu.dedicated_memory_bytes or 0,
-        ))
+        return max(
+            nvidia,
+            key=lambda gpu: (
+                _cc_tuple(gpu.compute_capability) or (0, 0),
+                gpu.dedicated_memory_bytes or 0,
+            ),
+        )
 
 
 def _facts(answers: dict[str, dict[str, Any]], system: SystemInfo, gpus: list[Gpu]) -> _Facts:
@@ -759,8 +787,10 @@ def _missing_provider(facts: _Facts, ep_name: str, package: str) -> str:
         return f"onnxruntime could not be asked for its providers ({facts.providers_reason})"
     if package not in facts.packages:
         return f"the {package} package is not installed"
-    return (f"{package} {facts.packages[package]} is installed but onnxruntime does not offer {ep_name}; "
-            "another onnxruntime package installed beside it may be overriding it")
+    return (
+        f"{package} {facts.packages[package]} is installed but onnxruntime does not offer {ep_name}; "
+        "another onnxruntime package installed beside it may be overriding it"
+    )
 
 
 def _cuda_major_needed(facts: _Facts) -> int:
@@ -775,8 +805,10 @@ def _driver_problem(facts: _Facts, gpu: Gpu, needed: int) -> str | None:
     minimum = CUDA_MIN_DRIVER[needed]
     cuda = _cc_tuple(facts.nvml.get("cuda_driver_version"))
     if cuda is not None and cuda[0] < needed:
-        return (f"NVIDIA driver {driver} supports CUDA up to {cuda[0]}.{cuda[1]}, older than the CUDA {needed} "
-                f"this needs; install driver {minimum} or newer")
+        return (
+            f"NVIDIA driver {driver} supports CUDA up to {cuda[0]}.{cuda[1]}, older than the CUDA {needed} "
+            f"this needs; install driver {minimum} or newer"
+        )
     branch = _int(driver.split(".")[0])
     if cuda is None and branch is not None and branch < minimum:
         return f"NVIDIA driver {driver} is older than the {minimum} that CUDA {needed}.x needs"
@@ -784,8 +816,14 @@ def _driver_problem(facts: _Facts, gpu: Gpu, needed: int) -> str | None:
 
 
 def _cpu_status(facts: _Facts) -> ProviderStatus:
-    return ProviderStatus("cpu", EP_NAMES["cpu"], True, "every onnxruntime package includes the CPU provider",
-                          True, "INT4 weight-only models (MatMulNBits) run on the CPU")
+    return ProviderStatus(
+        "cpu",
+        EP_NAMES["cpu"],
+        True,
+        "every onnxruntime package includes the CPU provider",
+        True,
+        "INT4 weight-only models (MatMulNBits) run on the CPU",
+    )
 
 
 def _dml_status(facts: _Facts, dml_index: int | None) -> ProviderStatus:
@@ -801,8 +839,14 @@ def _dml_status(facts: _Facts, dml_index: int | None) -> ProviderStatus:
     if reason:
         return ProviderStatus("dml", EP_NAMES["dml"], False, reason, None, "unknown while DirectML is not usable")
     gpu = next(gpu for gpu in facts.gpus if gpu.index == dml_index)
-    return ProviderStatus("dml", EP_NAMES["dml"], True, f"DirectML can use adapter {dml_index} ({gpu.name})",
-                          True, "INT4 weight-only models (MatMulNBits) run on DirectML")
+    return ProviderStatus(
+        "dml",
+        EP_NAMES["dml"],
+        True,
+        f"DirectML can use adapter {dml_index} ({gpu.name})",
+        True,
+        "INT4 weight-only models (MatMulNBits) run on DirectML",
+    )
 
 
 def _cuda_status(facts: _Facts) -> ProviderStatus:
@@ -820,8 +864,14 @@ def _cuda_status(facts: _Facts) -> ProviderStatus:
     if reason or gpu is None:
         return ProviderStatus("cuda", EP_NAMES["cuda"], False, reason or "", None, "unknown while CUDA is not usable")
     detail = f"compute capability {gpu.compute_capability}, driver {gpu.driver_version}"
-    return ProviderStatus("cuda", EP_NAMES["cuda"], True, f"CUDA can use the {gpu.name} ({detail})",
-                          True, "INT4 weight-only models (MatMulNBits) run on CUDA")
+    return ProviderStatus(
+        "cuda",
+        EP_NAMES["cuda"],
+        True,
+        f"CUDA can use the {gpu.name} ({detail})",
+        True,
+        "INT4 weight-only models (MatMulNBits) run on CUDA",
+    )
 
 
 def _trt_rtx_hardware_problem(gpu: Gpu) -> str | None:
@@ -844,8 +894,10 @@ def _trt_rtx_int4(gpu: Gpu | None) -> tuple[bool | None, str]:
         return False, _trt_rtx_hardware_problem(gpu) or ""
     if capability >= TRT_RTX_WOQ_MIN_CC:
         return True, f"the {gpu.name} (compute capability {gpu.compute_capability}) runs INT4/INT8 weight-only models"
-    return False, (f"INT4/INT8 weight-only models on TensorRT-RTX need Ampere (compute capability 8.6) or newer; "
-                   f"the {gpu.name} is {gpu.compute_capability}")
+    return False, (
+        f"INT4/INT8 weight-only models on TensorRT-RTX need Ampere (compute capability 8.6) or newer; "
+        f"the {gpu.name} is {gpu.compute_capability}"
+    )
 
 
 def _trt_rtx_status(facts: _Facts) -> ProviderStatus:
@@ -860,9 +912,14 @@ def _trt_rtx_status(facts: _Facts) -> ProviderStatus:
         reason = _missing_trt_rtx(facts)
     if reason or gpu is None:
         return ProviderStatus("trt-rtx", EP_NAMES["trt-rtx"], False, reason or "", int4, int4_reason)
-    return ProviderStatus("trt-rtx", EP_NAMES["trt-rtx"], True,
-                          f"TensorRT-RTX can use the {gpu.name} (compute capability {gpu.compute_capability})",
-                          int4, int4_reason)
+    return ProviderStatus(
+        "trt-rtx",
+        EP_NAMES["trt-rtx"],
+        True,
+        f"TensorRT-RTX can use the {gpu.name} (compute capability {gpu.compute_capability})",
+        int4,
+        int4_reason,
+    )
 
 
 def _missing_trt_rtx(facts: _Facts) -> str:
@@ -872,8 +929,10 @@ def _missing_trt_rtx(facts: _Facts) -> str:
     if plugins:
         return f"{plugins[0]} is installed but its provider is not registered with onnxruntime in this process"
     if "onnxruntime-trt-rtx" in facts.packages:
-        return (f"onnxruntime-trt-rtx {facts.packages['onnxruntime-trt-rtx']} is installed but onnxruntime does not "
-                f"offer {EP_NAMES['trt-rtx']}; another onnxruntime package installed beside it may be overriding it")
+        return (
+            f"onnxruntime-trt-rtx {facts.packages['onnxruntime-trt-rtx']} is installed but onnxruntime does not "
+            f"offer {EP_NAMES['trt-rtx']}; another onnxruntime package installed beside it may be overriding it"
+        )
     return "no onnxruntime package with the TensorRT-RTX provider is installed (onnxruntime-trt-rtx)"
 
 
@@ -892,8 +951,11 @@ def fold(answers: dict[str, dict[str, Any]]) -> HardwareReport:
         default_dml_device=dml_index,
         packages={str(name): str(version) for name, version in packages.items()},
         onnxruntime_providers=[str(name) for name in _list(providers_answer, "onnxruntime")],
-        probe_notes={name: str(answer.get("reason", "no answer"))
-                     for name, answer in answers.items() if not answer.get("available")},
+        probe_notes={
+            name: str(answer.get("reason", "no answer"))
+            for name, answer in answers.items()
+            if not answer.get("available")
+        },
     )
 
 
@@ -929,8 +991,11 @@ def format_report(report: HardwareReport) -> str:
     cpu = system.cpu_name or "unknown CPU"
     if system.cpu_cores:
         cpu += f" ({system.cpu_cores} cores, {system.cpu_threads or '?'} threads)"
-    lines = [f"System: {system.os} {system.os_version} {system.machine}".rstrip(),
-             f"CPU: {cpu}; RAM {_size(system.ram_bytes)}", "GPUs:"]
+    lines = [
+        f"System: {system.os} {system.os_version} {system.machine}".rstrip(),
+        f"CPU: {cpu}; RAM {_size(system.ram_bytes)}",
+        "GPUs:",
+    ]
     lines += [_gpu_line(gpu) for gpu in report.gpus] or ["  none found"]
     lines.append("Execution providers:")
     lines += [_provider_line(status) for status in report.providers]

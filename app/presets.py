@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .builder_defects import combination_defect
 from .builder_info import BuilderInfo, builder_info
 from .errors import PresetError
 
@@ -235,6 +236,9 @@ def check_combination(precision: str, ep: str, info: BuilderInfo | None = None) 
             f"choose one of: {', '.join(info.precisions)}."
         )
     if (precision, ep) in info.valid_combinations:
+        defect = combination_defect(precision, ep, info.version)
+        if defect:
+            raise PresetError(defect)
         return
     other_eps = sorted(e for p, e in info.valid_combinations if p == precision)
     other_precisions = sorted(p for p, e in info.valid_combinations if e == ep)
@@ -245,10 +249,16 @@ def check_combination(precision: str, ep: str, info: BuilderInfo | None = None) 
 
 
 def valid_eps(preset: Preset, info: BuilderInfo | None = None) -> list[str]:
+    """Providers the preset can be built for: declared valid by the builder and free of known defects."""
     info = info or builder_info()
     if preset.id == "custom":
         return [ep for ep in preset.ep_preference if ep in info.execution_providers]
-    return [ep for ep in preset.ep_preference if (preset.precision, ep) in info.valid_combinations]
+    return [
+        ep
+        for ep in preset.ep_preference
+        if (preset.precision, ep) in info.valid_combinations
+        and not combination_defect(preset.precision, ep, info.version)
+    ]
 
 
 def default_ep(preset: Preset, usable: set[str], info: BuilderInfo | None = None) -> str:

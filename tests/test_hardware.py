@@ -209,11 +209,24 @@ def test_integrated_gpu_marked_by_onnxruntime_loses_to_the_discrete_one() -> Non
     adapters = data["probes"]["dxgi_adapters"]["adapters"]
     devices = []
     for adapter, discrete in ((adapters[0], "0"), (adapters[1], "1")):
-        metadata = {"Description": adapter["description"], "LUID": str(int(adapter["luid"], 16)),
-                    "DxgiAdapterNumber": str(adapter["index"]), "Discrete": discrete}
-        devices.append({"ep_name": "DmlExecutionProvider", "device": {
-            "type": "GPU", "vendor": "", "vendor_id": adapter["vendor_id"], "device_id": adapter["device_id"],
-            "metadata": metadata}})
+        metadata = {
+            "Description": adapter["description"],
+            "LUID": str(int(adapter["luid"], 16)),
+            "DxgiAdapterNumber": str(adapter["index"]),
+            "Discrete": discrete,
+        }
+        devices.append(
+            {
+                "ep_name": "DmlExecutionProvider",
+                "device": {
+                    "type": "GPU",
+                    "vendor": "",
+                    "vendor_id": adapter["vendor_id"],
+                    "device_id": adapter["device_id"],
+                    "metadata": metadata,
+                },
+            }
+        )
     data["probes"]["ep_devices"] = {"available": True, "devices": devices}
     report = probe_hardware(RecordedProbes(data))
     assert [gpu.discrete for gpu in report.gpus] == [False, True]
@@ -263,8 +276,10 @@ def test_nvml_on_a_real_nvidia_machine() -> None:
     assert gpu.driver_version == "580.159.04"
     assert report.provider("cuda").reason == "the onnxruntime-gpu package is not installed"
     trt = report.provider("trt-rtx")
-    assert trt.reason == ("the NVIDIA H200 (compute capability 9.0) is not an RTX GPU; "
-                          "TensorRT-RTX supports compute capability 7.5, 8.6, 8.9 and 12.x")
+    assert trt.reason == (
+        "the NVIDIA H200 (compute capability 9.0) is not an RTX GPU; "
+        "TensorRT-RTX supports compute capability 7.5, 8.6, 8.9 and 12.x"
+    )
     assert trt.int4_reason == trt.reason
 
 
@@ -273,8 +288,9 @@ def test_old_driver_blocks_cuda_with_the_versions_in_words() -> None:
     data["probes"]["nvml"].update(driver_version="512.95", cuda_driver_version="11.6")
     cuda = probe_hardware(RecordedProbes(data)).provider("cuda")
     assert not cuda.usable
-    assert cuda.reason == ("NVIDIA driver 512.95 supports CUDA up to 11.6, older than the CUDA 12 this needs; "
-                           "install driver 525 or newer")
+    assert cuda.reason == (
+        "NVIDIA driver 512.95 supports CUDA up to 11.6, older than the CUDA 12 this needs; install driver 525 or newer"
+    )
 
     data["probes"]["nvml"].update(driver_version="516.94", cuda_driver_version=None)
     cuda = probe_hardware(RecordedProbes(data)).provider("cuda")
@@ -287,8 +303,9 @@ def test_nvidia_gpu_without_a_working_driver() -> None:
     report = probe_hardware(RecordedProbes(data))
     (gpu,) = report.gpus
     assert gpu.compute_capability is None and gpu.discrete is True
-    assert report.provider("cuda").reason.endswith("the NVIDIA driver could not be queried: the NVIDIA driver is not "
-                                                   "loaded")
+    assert report.provider("cuda").reason.endswith(
+        "the NVIDIA driver could not be queried: the NVIDIA driver is not loaded"
+    )
     assert report.provider("trt-rtx").int4 is None
     assert report.provider("dml").usable
 
@@ -404,15 +421,17 @@ class FakeComObject:
 
     def __init__(self, slots: int, methods: dict[int, Any]) -> None:
         self.methods = methods  # keeps the callbacks alive
-        table = [ctypes.cast(methods[slot], ctypes.c_void_p).value if slot in methods else None
-                 for slot in range(slots)]
+        table = [
+            ctypes.cast(methods[slot], ctypes.c_void_p).value if slot in methods else None for slot in range(slots)
+        ]
         self.vtable = (ctypes.c_void_p * slots)(*table)
         self.vtable_pointer = ctypes.c_void_p(ctypes.addressof(self.vtable))
         self.pointer = ctypes.addressof(self.vtable_pointer)
 
 
-def fake_adapter(description: str, vendor_id: int, device_id: int, dedicated: int, luid_low: int, flags: int,
-                 released: list[str]) -> FakeComObject:
+def fake_adapter(
+    description: str, vendor_id: int, device_id: int, dedicated: int, luid_low: int, flags: int, released: list[str]
+) -> FakeComObject:
     def get_desc1(this: int, desc_pointer: Any) -> int:
         desc = ctypes.cast(desc_pointer, ctypes.POINTER(hardware._AdapterDesc1)).contents
         encoded = description.encode("utf-16-le")
@@ -427,10 +446,13 @@ def fake_adapter(description: str, vendor_id: int, device_id: int, dedicated: in
         released.append(description)
         return 0
 
-    return FakeComObject(11, {
-        2: FN(ctypes.c_ulong, ctypes.c_void_p)(release),
-        10: FN(ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)(get_desc1),
-    })
+    return FakeComObject(
+        11,
+        {
+            2: FN(ctypes.c_ulong, ctypes.c_void_p)(release),
+            10: FN(ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)(get_desc1),
+        },
+    )
 
 
 @pytest.mark.skipif(not pointer_size_is_64_bits, reason="DXGI_ADAPTER_DESC1's layout below is the 64-bit one")
@@ -438,9 +460,18 @@ def test_adapter_desc1_has_the_windows_x64_layout() -> None:
     desc = hardware._AdapterDesc1
     assert ctypes.sizeof(desc) == 312
     offsets = {name: getattr(desc, name).offset for name, _ in desc._fields_}
-    assert offsets == {"Description": 0, "VendorId": 256, "DeviceId": 260, "SubSysId": 264, "Revision": 268,
-                       "DedicatedVideoMemory": 272, "DedicatedSystemMemory": 280, "SharedSystemMemory": 288,
-                       "AdapterLuid": 296, "Flags": 304}
+    assert offsets == {
+        "Description": 0,
+        "VendorId": 256,
+        "DeviceId": 260,
+        "SubSysId": 264,
+        "Revision": 268,
+        "DedicatedVideoMemory": 272,
+        "DedicatedSystemMemory": 280,
+        "SharedSystemMemory": 288,
+        "AdapterLuid": 296,
+        "Flags": 304,
+    }
 
 
 @pytest.mark.skipif(not pointer_size_is_64_bits, reason="the fake vtable assumes the x64 calling convention")
@@ -458,16 +489,28 @@ def test_enumerate_dxgi_adapters_walks_the_vtable() -> None:
         out[0] = adapters[index].pointer
         return 0
 
-    factory = FakeComObject(14, {12: FN(ctypes.c_long, ctypes.c_void_p, ctypes.c_uint,
-                                        ctypes.POINTER(ctypes.c_void_p))(enum_adapters1)})
+    factory = FakeComObject(
+        14, {12: FN(ctypes.c_long, ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p))(enum_adapters1)}
+    )
     answer = enumerate_dxgi_adapters(ctypes.c_void_p(factory.pointer))
 
     assert [adapter["description"] for adapter in answer] == [
-        "Intel(R) Iris(R) Xe Graphics", "NVIDIA GeForce RTX 3060 Laptop GPU", "Microsoft Basic Render Driver"]
+        "Intel(R) Iris(R) Xe Graphics",
+        "NVIDIA GeForce RTX 3060 Laptop GPU",
+        "Microsoft Basic Render Driver",
+    ]
     assert answer[1] == {
-        "index": 1, "description": "NVIDIA GeForce RTX 3060 Laptop GPU", "vendor_id": 0x10DE, "device_id": 0x2520,
-        "subsys_id": 0, "revision": 0, "dedicated_video_memory": 6 * 1024**3, "dedicated_system_memory": 0,
-        "shared_system_memory": 8 * 1024**3, "luid": "0x0000000000010d4e", "flags": 0,
+        "index": 1,
+        "description": "NVIDIA GeForce RTX 3060 Laptop GPU",
+        "vendor_id": 0x10DE,
+        "device_id": 0x2520,
+        "subsys_id": 0,
+        "revision": 0,
+        "dedicated_video_memory": 6 * 1024**3,
+        "dedicated_system_memory": 0,
+        "shared_system_memory": 8 * 1024**3,
+        "luid": "0x0000000000010d4e",
+        "flags": 0,
     }
     assert released == [adapter["description"] for adapter in answer]  # each adapter released once
 

@@ -1,0 +1,152 @@
+"""How much does `main.py convert` cost over the bare builder command? Run: python bench/convert_overhead.py
+
+Converts the demo checkpoint and a ~100M-parameter random Llama (made here, once) with both, alternating,
+and prints the median wall-time ratio and the peak resident memory of each (the whole process tree,
+sampled every 50 ms). Targets: ratio <= 1.05 and no higher peak than the bare builder.
+Also times `main.py --help` (target < 0.5 s) to show the lazy imports hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def make_100m_checkpoint(dest: Path) -> Path:
+    """A random Llama of ~113M parameters that shares the demo's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from app.paths import demo_checkpoint
+
+    if (dest / "config.json").is_file():
+        return dest
+    tokenizer = AutoTokenizer.from_pretrained(demo_checkpoint())
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest
+
+
+def run_measured(command: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS of the process tree in bytes)."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    peak = 0
+    while process.poll() is None:
+        total = 0
+        try:
+            for member in [process, *process.children(recursive=True)]:
+                total += member.memory_info().rss
+        except psutil.Error:
+            pass
+        peak = max(peak, total)
+        time.sleep(0.05)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    return seconds, peak
+
+
+def bench(name: str, source: Path, runs: int, work: Path, check: bool) -> None:
+    from app.builder_info import builder_info
+    from app.presets import resolve
+
+    flags = resolve("int4", "cpu").builder_flags(builder_info())
+    bare_out, forge_out, cache = work / "bare", work / "forge", work / "cache"
+    bare = [
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(source),
+        "-o",
+        str(bare_out),
+        "-c",
+        str(cache),
+        *flags,
+        "hf_remote=false",
+    ]
+    forge = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "convert",
+        str(source),
+        "-o",
+        str(forge_out),
+        "--preset",
+        "int4",
+        "--ep",
+        "cpu",
+        "--overwrite",
+        *([] if check else ["--no-check"]),
+    ]
+    timings: dict[str, list[float]] = {"bare": [], "forge": []}
+    peaks: dict[str, list[int]] = {"bare": [], "forge": []}
+    for _ in range(runs):
+        for label, command, out in (("bare", bare, bare_out), ("forge", forge, forge_out)):
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, peak = run_measured(command)
+            timings[label].append(seconds)
+            peaks[label].append(peak)
+    ratios = [f / b for f, b in zip(timings["forge"], timings["bare"], strict=False)]
+    label = f"{name}{'' if check else ' (--no-check)'}"
+    print(
+        f"{label:<28} bare {statistics.median(timings['bare']):6.2f} s"
+        f"   forge {statistics.median(timings['forge']):6.2f} s"
+        f"   median ratio {statistics.median(ratios):.3f}   peak RSS bare {max(peaks['bare']) / 2**20:,.0f} MB"
+        f"   forge {max(peaks['forge']) / 2**20:,.0f} MB"
+    )
+
+
+def help_time(runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "main.py"), "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-100m", action="store_true", help="only the demo checkpoint")
+    args = parser.parse_args()
+    from app.paths import demo_checkpoint
+
+    print(f"main.py --help: {help_time():.3f} s (median of 5; target < 0.5 s)")
+    with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
+        work = Path(tmp)
+        sources = [("demo", demo_checkpoint())]
+        if not args.skip_100m:
+            sources.append(("random llama 113M", make_100m_checkpoint(work / "llama-113m")))
+        for name, source in sources:
+            for check in (True, False):
+                bench(name, source, args.runs, work, check)
+
+
+if __name__ == "__main__":
+    main()

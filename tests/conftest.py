@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests never reach the network: a path that does not exist must not turn into a Hub lookup.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """make(arch, **kwargs) -> a tiny real checkpoint folder, built once per session per arguments."""
+    from tests.checkpoint_factory import make_checkpoint
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    made: dict[tuple, Path] = {}
+
+    def make(arch: str, **kwargs) -> Path:
+        key = (arch, json.dumps(kwargs, sort_keys=True))
+        if key not in made:
+            made[key] = make_checkpoint(arch, root / f"{arch}-{len(made)}", **kwargs)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def copy(folder: Path) -> Path:
+        return Path(shutil.copytree(folder, tmp_path / f"copy-{folder.name}"))
+
+    return copy
+
+
+def run_main(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
