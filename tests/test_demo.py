@@ -1,0 +1,54 @@
+"""The newcomer's path from the README, through main.py and the worker child."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.conftest import run_main
+
+
+def test_convert_the_demo_and_chat_with_it(tmp_path):
+    out = tmp_path / "out"
+    converted = run_main("convert", "demo", "-o", str(out), "--preset", "int4")
+    assert converted.returncode == 0, converted.stderr + converted.stdout
+    assert "Reading layer 0" in converted.stdout and "[100.0%] done" in converted.stdout
+    manifest = json.loads((out / "forge.json").read_text())
+    assert manifest["source"]["kind"] == "demo" and manifest["check"]["verdict"] == "ran"
+
+    chat = run_main("chat", str(out), "--prompt", "Tom goes to the", "--json")
+    assert chat.returncode == 0, chat.stderr
+    reply = json.loads(chat.stdout)
+    words = re.findall(r"[A-Za-z]+", reply["text"])
+    assert len(words) >= 5
+    # A trained story model answers in the corpus' own simple English, not in fragments of tokens.
+    vocabulary = {w.lower() for w in re.findall(r"[A-Za-z]+", _heldout_text())}
+    known = [w for w in words if w.lower() in vocabulary]
+    assert len(known) / len(words) > 0.9, reply["text"]
+
+
+def _heldout_text() -> str:
+    from app.paths import resources_dir
+
+    return (resources_dir() / "text" / "demo_heldout.txt").read_text()
+
+
+def test_several_presets_build_one_folder_each_with_a_summary(tmp_path):
+    out = tmp_path / "variants"
+    result = run_main("convert", "demo", "-o", str(out), "--preset", "fp32,int4", "--preset", "uint4")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["fp32", "int4", "uint4"]
+    for preset in ("fp32", "int4", "uint4"):
+        assert json.loads((out / preset / "forge.json").read_text())["preset"] == preset
+    assert "Conversions" in result.stdout and "uint4" in result.stdout
+    sizes = {p: json.loads((out / p / "forge.json").read_text())["size_bytes"] for p in ("fp32", "int4")}
+    assert sizes["int4"] < sizes["fp32"] / 2
+
+
+def test_presets_and_hardware_commands_print_json():
+    presets = json.loads(run_main("presets", "--json").stdout)
+    assert [p["id"] for p in presets["presets"]][:3] == ["fp16", "fp32", "bf16"]
+    assert presets["recommendations"]["by_family"]["gemma"] == ["bf16", "int4-bf16"]
+    assert "int4_block_size" in presets["builder"]["options"]
+    hardware = json.loads(run_main("hardware", "--json").stdout)
+    assert {p["name"] for p in hardware["providers"]} >= {"cpu", "dml", "cuda", "trt-rtx"}
