@@ -1,7 +1,8 @@
 """Defects of the installed builder that the studio steers users around.
 
-Each entry is reproduced by a test (tests/test_builder_defects.py) that builds with the bare builder and
-expects the defect; when a newer builder fixes one, that test fails and the entry comes out.
+Each entry is reproduced by a test that builds with the builder and expects the defect
+(tests/test_builder_defects.py; Gemma2's in tests/test_checkpoint_factory.py); when a newer builder
+fixes one, that test fails and the entry comes out.
 """
 
 from __future__ import annotations

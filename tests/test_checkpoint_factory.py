@@ -221,9 +221,3 @@ def test_gemma2_sliding_window_shorter_than_prompt(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         prompt_logits(output_dir, prompt_ids), transformers_logits(checkpoint, prompt_ids), atol=1e-4, rtol=1e-4
     )
-
-
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="builder 0.14.1 cannot convert SmolLM3 NoPE layers")
-def test_smollm3_with_a_no_rope_layer(tmp_path: Path) -> None:
-    checkpoint = make_checkpoint("smollm3", tmp_path / "hf", num_layers=4)  # layer 3 has no RoPE
-    build_onnx(checkpoint, tmp_path / "onnx", "fp32", tmp_path / "cache")
