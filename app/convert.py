@@ -23,7 +23,7 @@ from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint, 
 from .errors import InputError, OutputError
 from .jobs.protocol import Message
 from .paths import demo_checkpoint
-from .presets import BuildOptions, get_preset, resolve
+from .presets import BuildOptions, default_ep, get_preset, resolve
 
 GIB = 1024**3
 _IO_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -96,16 +96,10 @@ def resolve_source(source: str) -> tuple[Path | None, str | None]:
     return path, None  # inspect_checkpoint explains that the path does not exist
 
 
-def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None = None) -> ConvertPlan:
+def plan_conversion(request: ConvertRequest, usable_eps: set[str]) -> ConvertPlan:
+    """Check a request and resolve it into a plan; usable_eps (from the hardware report) picks the default provider."""
     local, hub_id = resolve_source(request.source)
-    preset = get_preset(request.preset)
-    if usable_eps is None:
-        from .hardware import probe_hardware
-
-        usable_eps = probe_hardware().usable_providers()
-    from .presets import default_ep
-
-    ep = request.ep or default_ep(preset, usable_eps)
+    ep = request.ep or default_ep(get_preset(request.preset), usable_eps)
     options = resolve(request.preset, ep, request.overrides)
     output = Path(request.output).expanduser().resolve()
     checkpoint = None

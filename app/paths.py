@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,3 +20,17 @@ def resources_dir() -> Path:
 
 def demo_checkpoint() -> Path:
     return resources_dir() / "demo"
+
+
+def data_dir() -> Path:
+    """Where the studio keeps its library, job history and logs (FORGE_HOME overrides, for tests)."""
+    if os.environ.get("FORGE_HOME"):
+        return Path(os.environ["FORGE_HOME"])
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "ONNX Forge"
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "onnx-forge"
+
+
+def models_dir() -> Path:
+    """The default parent of converted models: <data dir>/models/<model>-<preset>."""
+    return data_dir() / "models"

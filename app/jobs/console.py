@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .protocol import Error, Log, Message, Progress
+from .protocol import Log, Message, Progress
 from .runner import Outcome, run_job
 
 if TYPE_CHECKING:
@@ -93,13 +93,12 @@ def _report(outcome: Outcome) -> int:
     if outcome.ok:
         print(f"done: {outcome.result['output']} ({outcome.seconds:.1f} s)")
         return 0
-    if outcome.status == "failed" and isinstance(outcome.error, Error) and outcome.error.kind not in ("InternalError",):
-        print(f"error: {outcome.message}", file=sys.stderr)
-        return 2
     print(f"error: {outcome.message}", file=sys.stderr)
     if outcome.error is not None and outcome.error.details:
         print(outcome.error.details, file=sys.stderr)
-    return EXIT_CODES.get(outcome.status, 1)
+    if outcome.status == "failed" and outcome.error is not None and outcome.error.kind != "InternalError":
+        return 2  # the worker refused the input, like the CLI does before starting it
+    return EXIT_CODES[outcome.status]
 
 
 def print_summary(rows: list[tuple[ConvertPlan, Outcome]]) -> None:
