@@ -45,6 +45,8 @@ class CheckpointInfo:
     needs_remote_code: bool
     tied_embeddings: bool
     problems: list[str] = field(default_factory=list)
+    kv_hidden_size: int = 0
+    """Key-value heads x head size: one layer's K (or V) cache width per token; 0 where config.json does not say."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,14 +138,20 @@ def estimate_parameters(config: dict[str, Any]) -> int:
     hidden = int(text.get("hidden_size", 0))
     layers = int(text.get("num_hidden_layers", 0))
     vocab = int(text.get("vocab_size", 0))
-    heads = int(text.get("num_attention_heads", 1) or 1)
-    kv_heads = int(text.get("num_key_value_heads", heads) or heads)
-    head_dim = int(text.get("head_dim") or hidden // heads)
+    heads, kv_heads, head_dim = attention_shape(text)
     intermediate = int(text.get("intermediate_size", 4 * hidden))
     attention = hidden * head_dim * (2 * heads + 2 * kv_heads)
     mlp = 3 * hidden * intermediate
     embeddings = vocab * hidden * (1 if text.get("tie_word_embeddings", False) else 2)
     return embeddings + layers * (attention + mlp + 2 * hidden) + hidden
+
+
+def attention_shape(text_config: dict[str, Any]) -> tuple[int, int, int]:
+    """(attention heads, key-value heads, head size) from a decoder's config."""
+    heads = int(text_config.get("num_attention_heads", 1) or 1)
+    kv_heads = int(text_config.get("num_key_value_heads", heads) or heads)
+    head_dim = int(text_config.get("head_dim") or int(text_config.get("hidden_size", 0)) // heads)
+    return heads, kv_heads, head_dim
 
 
 def inspect_checkpoint(path: Path) -> CheckpointInfo:
@@ -190,7 +198,13 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         needs_remote_code="auto_map" in config,
         tied_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
         problems=_problems(folder, safetensors, bins),
+        kv_hidden_size=_kv_hidden_size(text),
     )
+
+
+def _kv_hidden_size(text_config: dict[str, Any]) -> int:
+    _, kv_heads, head_dim = attention_shape(text_config)
+    return kv_heads * head_dim
 
 
 def _has_chat_template(folder: Path) -> bool:

@@ -182,14 +182,26 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def usable_providers_in_child() -> set[str]:
+    """The hardware report, probed in a child: in this process onnxruntime would hold ~90 MB for the whole build."""
+    import subprocess
+
+    from .hardware import HardwareReport
+    from .jobs.runner import app_command
+
+    probe = subprocess.run(app_command("hardware", "--json"), capture_output=True, text=True, timeout=120)
+    if probe.returncode != 0:
+        raise ForgeError(f"the hardware probe failed ({probe.stderr.strip()[-200:]}); pass --ep to skip it.")
+    return HardwareReport.from_dict(json.loads(probe.stdout)).usable_providers()
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import ConvertRequest, plan_conversion
-    from .hardware import probe_hardware
     from .jobs.console import convert_all
 
     preset_ids = [item.strip() for value in (args.preset or ["int4"]) for item in value.split(",") if item.strip()]
     output = Path(args.output)
-    usable = probe_hardware().usable_providers()
+    usable = None if args.ep else usable_providers_in_child()
     plans = []
     for preset_id in preset_ids:
         request = ConvertRequest(

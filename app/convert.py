@@ -96,9 +96,15 @@ def resolve_source(source: str) -> tuple[Path | None, str | None]:
     return path, None  # inspect_checkpoint explains that the path does not exist
 
 
-def plan_conversion(request: ConvertRequest, usable_eps: set[str]) -> ConvertPlan:
-    """Check a request and resolve it into a plan; usable_eps (from the hardware report) picks the default provider."""
+def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None) -> ConvertPlan:
+    """Check a request and resolve it into a plan.
+
+    usable_eps, from the hardware report, picks the default provider; None means not probed, which is
+    fine when the request names its provider.
+    """
     local, hub_id = resolve_source(request.source)
+    if request.ep is None and usable_eps is None:
+        raise InputError("no execution provider given and the hardware is unknown; pass --ep.")
     ep = request.ep or default_ep(get_preset(request.preset), usable_eps)
     options = resolve(request.preset, ep, request.overrides)
     output = Path(request.output).expanduser().resolve()
@@ -121,7 +127,7 @@ def plan_conversion(request: ConvertRequest, usable_eps: set[str]) -> ConvertPla
             "this checkpoint ships its own Python code (auto_map); it is not run: the builder's own "
             "implementation is used. Pass --trust-remote-code only if you trust its authors."
         )
-    if ep not in usable_eps:
+    if usable_eps is not None and ep not in usable_eps:
         warnings.append(
             f"this machine cannot run {ep} models, so the output is built and checked but not test-run here."
         )
@@ -164,46 +170,66 @@ def estimate_needs(checkpoint: CheckpointInfo | None, options: BuildOptions) -> 
         return 0, 0
     params = checkpoint.parameters
     embedding = checkpoint.vocab_size * checkpoint.hidden_size
-    io_bytes = _IO_BYTES["fp32"] if options.precision == "int4" and options.execution_provider == "cpu" else 2
+    element = io_bytes(options)
     if options.precision in _IO_BYTES:
-        io_bytes = _IO_BYTES[options.precision]
-        output = params * io_bytes
+        output = params * element
         graph_copies = 1
     else:
-        output = int((params - embedding) * _INT4_BYTES + embedding * io_bytes)
+        output = int((params - embedding) * _INT4_BYTES + embedding * element)
         graph_copies = 2
-    peak = _WORKER_BASE_BYTES + checkpoint.weight_bytes + graph_copies * params * io_bytes
+    peak = _WORKER_BASE_BYTES + checkpoint.weight_bytes + graph_copies * params * element
     return output, peak
+
+
+def io_bytes(options: BuildOptions) -> int:
+    """Bytes per activation and KV-cache element: FP32 builds and CPU INT4 builds keep FP32 I/O, others 16-bit."""
+    if options.precision in _IO_BYTES:
+        return _IO_BYTES[options.precision]
+    return _IO_BYTES["fp32"] if options.execution_provider == "cpu" else 2
+
+
+def disk_needed(output_bytes: int) -> int:
+    """Disk a build of this size needs: the model plus room for the tokenizer, configs and the manifest."""
+    return int(output_bytes * 1.1)
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The folder itself or its nearest existing parent: where the output's free space is measured."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path(path.anchor))
+
+
+def free_disk_bytes(path: Path) -> int:
+    return shutil.disk_usage(existing_ancestor(path)).free
 
 
 def check_resources(output: Path, output_bytes: int, peak_ram: int) -> list[str]:
     """Refuse a build the disk cannot hold; warn (or refuse) when memory is short."""
     import psutil
 
-    existing = next((p for p in (output, *output.parents) if p.exists()), output.anchor)
-    free = shutil.disk_usage(existing).free
-    needed_disk = int(output_bytes * 1.1)
+    existing = existing_ancestor(output)
+    free = free_disk_bytes(existing)
+    needed_disk = disk_needed(output_bytes)
     if needed_disk > free:
         raise OutputError(
-            f"the converted model needs about {_gb(needed_disk)} but {existing} has {_gb(free)} free; "
+            f"the converted model needs about {human_size(needed_disk)} but {existing} has {human_size(free)} free; "
             "free some space or choose an output folder on another drive."
         )
     memory = psutil.virtual_memory()
     swap = psutil.swap_memory().free
     if peak_ram > memory.total + swap:
         raise InputError(
-            f"the build needs about {_gb(peak_ram)} of memory but this machine has {_gb(memory.total)} "
+            f"the build needs about {human_size(peak_ram)} of memory but this machine has {human_size(memory.total)} "
             "(plus swap); pick an INT4 preset of a smaller model or convert on a machine with more RAM."
         )
     if peak_ram > memory.available:
         return [
-            f"the build needs about {_gb(peak_ram)} of memory and {_gb(memory.available)} is free now; "
+            f"the build needs about {human_size(peak_ram)} of memory and {human_size(memory.available)} is free now; "
             "close other programs or it may be stopped by the system."
         ]
     return []
 
 
-def _gb(size: int) -> str:
+def human_size(size: int) -> str:
     return f"{size / GIB:.1f} GB" if size >= GIB / 10 else f"{size / 1024**2:.0f} MB"
 
 

@@ -178,6 +178,147 @@ def download_checkpoint(
     return DownloadResult(path=Path(folder), revision_sha=pinned.resolved)
 
 
+def format_size(size: int) -> str:
+    """A byte count the way people read it: 1.2 GB."""
+    return _format_size(size)
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache this process uses (HF_HUB_CACHE, or HF_HOME/hub)."""
+    return _cache_dir(None)
+
+
+# --- Search ----------------------------------------------------------------------------------------------------------
+
+# The model fields a search asks for; without `expand` the Hub leaves out the card (licence) and the weight dtypes.
+SEARCH_FIELDS: tuple[str, ...] = ("downloads", "likes", "cardData", "gated", "pipeline_tag", "safetensors", "tags")
+
+
+@dataclass(frozen=True)
+class HubSearchResult:
+    repo_id: str
+    downloads: int
+    likes: int
+    license: str | None
+    size_bytes: int | None  # the safetensors weights, when the Hub knows their dtypes
+    gated: bool
+    pipeline_tag: str | None
+
+
+def search_models(query: str, limit: int = 20, token: str | None = None) -> list[HubSearchResult]:
+    """Models whose id contains query, most downloaded first."""
+    with _search_errors():
+        models = _api(token).list_models(
+            search=query.strip() or None, sort="downloads", limit=limit, expand=list(SEARCH_FIELDS)
+        )
+        return [_search_result(model) for model in models]
+
+
+def _search_result(model: Any) -> HubSearchResult:
+    return HubSearchResult(
+        repo_id=model.id,
+        downloads=model.downloads or 0,
+        likes=model.likes or 0,
+        license=_license(model),
+        size_bytes=_weights_size(model.safetensors),
+        gated=bool(model.gated),
+        pipeline_tag=model.pipeline_tag,
+    )
+
+
+def _weights_size(safetensors: Any) -> int | None:
+    from app.checkpoints import _DTYPE_BYTES  # the inspector's safetensors dtype table
+
+    if not safetensors or not safetensors.parameters:
+        return None
+    if any(dtype not in _DTYPE_BYTES for dtype in safetensors.parameters):
+        return None
+    return sum(count * _DTYPE_BYTES[dtype] for dtype, count in safetensors.parameters.items())
+
+
+@contextmanager
+def _search_errors() -> Iterator[None]:
+    try:
+        yield
+    except ForgeError:
+        raise
+    except Exception as error:
+        translated = _search_error(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _search_error(error: BaseException) -> HubError | None:
+    from huggingface_hub import errors as hf
+
+    chain = list(_causes(error))
+    network_error = _first(chain, _network_error_types())
+    if network_error is not None:
+        return _unreachable(_network_reason(network_error))
+    http_error = _first(chain, hf.HfHubHTTPError)
+    if http_error is not None:
+        return _http_error("the model list", _status(http_error))
+    if _first(chain, (ValueError, KeyError, TypeError)) is not None:  # a body that is not the Hub's JSON listing
+        return _unreachable(f"{_endpoint() or HUB_URL} does not answer like the Hub")
+    return None
+
+
+# --- Token in the OS credential store --------------------------------------------------------------------------------
+
+KEYRING_SERVICE = "onnx-forge"
+KEYRING_USER = "huggingface"
+
+
+def get_token() -> str | None:
+    """The Hub token saved in the OS credential store; None when none is saved or there is no store."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, KEYRING_USER) or None
+    except KeyringError:
+        return None
+
+
+def set_token(token: str) -> None:
+    """Save the Hub token in the OS credential store (Windows Credential Manager, macOS Keychain, Secret Service)."""
+    token = token.strip()
+    if not token:
+        raise HubError("the token is empty; paste a token from huggingface.co/settings/tokens")
+    keyring, errors = _keyring()
+    try:
+        keyring.set_password(KEYRING_SERVICE, KEYRING_USER, token)
+    except errors.KeyringError as error:
+        raise HubError(f"the token cannot be saved: {_no_store(error)}") from None
+
+
+def clear_token() -> None:
+    """Remove the saved Hub token, if there is one."""
+    keyring, errors = _keyring()
+    try:
+        keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
+    except errors.PasswordDeleteError:
+        return
+    except errors.KeyringError as error:
+        raise HubError(f"the token cannot be removed: {_no_store(error)}") from None
+
+
+def _keyring() -> tuple[Any, Any]:
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise HubError("the token cannot be saved: the keyring package is not installed") from None
+    return keyring, keyring.errors
+
+
+def _no_store(error: BaseException) -> str:
+    return f"the credential store does not answer ({type(error).__name__}); the token works for this session only"
+
+
 # --- Hub calls -------------------------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -34,3 +35,16 @@ def data_dir() -> Path:
 def models_dir() -> Path:
     """The default parent of converted models: <data dir>/models/<model>-<preset>."""
     return data_dir() / "models"
+
+
+def output_name(model: str, preset: str) -> str:
+    """'<model>-<preset>' from a folder name or a hub id ('Qwen/Qwen3-0.6B' -> 'Qwen3-0.6B-int4'),
+    with the characters Windows refuses in a folder name replaced."""
+    base = model.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    safe = re.sub(r'[<>:"|?*\x00-\x1f]', "_", base).strip(" .") or "model"
+    return f"{safe}-{preset}"
+
+
+def default_output(model: str, preset: str, parent: Path | None = None) -> Path:
+    """Where a conversion goes unless the user picks another folder: <parent or models_dir()>/<model>-<preset>."""
+    return (parent or models_dir()) / output_name(model, preset)

@@ -352,6 +352,12 @@ def option_choices(help_text: str) -> list[str]:
     return []
 
 
+def option_default(help_text: str) -> str | None:
+    """The default a builder option's help states ("Default is true.", "Default value is 32."), if any."""
+    stated = re.search(r"Default (?:value )?is '?([A-Za-z0-9_]+)'?\.", help_text)
+    return stated.group(1) if stated else None
+
+
 def recommend(family: str | None, has_nvidia_gpu: bool, modern_gpu: bool) -> tuple[str, str]:
     """(preset id, reason in words) from the seed's family and hardware tables."""
     if family in BY_FAMILY:

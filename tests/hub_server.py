@@ -4,6 +4,9 @@ It answers the endpoints huggingface_hub 2.4 calls to read and download a model 
 
 - ``GET /api/models/{repo_id}`` and ``/api/models/{repo_id}/revision/{revision}`` (model_info, repo_info);
   ``?blobs=True`` adds sizes and LFS metadata to the siblings, as the Hub does;
+- ``GET /api/models?search=...&author=...&sort=downloads|likes&limit=N&expand=...`` (list_models): one page, the
+  repos whose id contains the search text (case-insensitive); with ``expand`` only ``_id``, ``id`` and the named
+  fields, as the Hub does (``safetensors`` is read from the repo's safetensors headers, ``usedStorage`` summed);
 - ``GET /api/models/{repo_id}/tree/{revision}[/{path}]`` (list_repo_tree, used by snapshot_download);
 - ``HEAD`` and ``GET /{repo_id}/resolve/{revision}/{filename}`` (hf_hub_download), with X-Repo-Commit, ETag,
   X-Linked-Etag / X-Linked-Size for LFS files, Content-Length, and Range requests for resumed downloads.
@@ -18,6 +21,7 @@ Usage, with the ``hub_server`` fixture (import it into conftest.py)::
         hub_server.add_repo("acme/tiny", folder)                      # public repo
         hub_server.add_repo("acme/locked", folder, gated=True, tokens=["hf_good"])
         hub_server.cut_next_download("acme/tiny", "model.safetensors", after_bytes=11_000_000)
+        stall = hub_server.stall_download("acme/tiny", "model.safetensors", after_bytes=1000)  # stall.reached, .release
         ...                                                           # HF_ENDPOINT points at hub_server.url
         assert hub_server.downloads_of("model.safetensors")           # requests the server answered
 
@@ -29,7 +33,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import socket
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -72,6 +78,7 @@ class HubRepo:
     tokens: frozenset[str] = frozenset()
     license: str | None = "apache-2.0"
     downloads: int = 0
+    likes: int = 0
 
     def knows_revision(self, revision: str) -> bool:
         return revision in (DEFAULT_BRANCH, self.sha)
@@ -93,6 +100,15 @@ class _Cut:
     after_bytes: int
 
 
+@dataclass
+class Stall:
+    """A download held mid-file: `reached` is set when the server stops sending, `release` lets it go on."""
+
+    after_bytes: int
+    reached: threading.Event
+    release: threading.Event
+
+
 class HubServer:
     """The Hub stand-in: a ThreadingHTTPServer on 127.0.0.1 with a free port, serving from its own thread."""
 
@@ -101,6 +117,8 @@ class HubServer:
         self.requests: list[RecordedRequest] = []
         self.cache_dir: Path | None = None
         self._cuts: dict[tuple[str, str], _Cut] = {}
+        self._stalls: dict[tuple[str, str], Stall] = {}
+        self._every_stall: list[Stall] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
@@ -120,6 +138,8 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        for stall in self._every_stall:
+            stall.release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
@@ -133,6 +153,7 @@ class HubServer:
         tokens: Iterable[str] = (),
         license: str | None = "apache-2.0",
         downloads: int = 0,
+        likes: int = 0,
     ) -> HubRepo:
         """Serve every file under folder as repo_id. For a gated repo, only the given tokens get its files."""
         files = {file.path: file for file in _scan(Path(folder))}
@@ -144,6 +165,7 @@ class HubServer:
             tokens=frozenset(tokens),
             license=license,
             downloads=downloads,
+            likes=likes,
         )
         with self._lock:
             self.repos[repo_id] = repo
@@ -153,6 +175,14 @@ class HubServer:
         """Drop the connection of the next GET of that file after sending after_bytes of it."""
         with self._lock:
             self._cuts[(repo_id, filename)] = _Cut(after_bytes)
+
+    def stall_download(self, repo_id: str, filename: str, after_bytes: int) -> Stall:
+        """Hold the next GET of that file after after_bytes until the returned stall is released (or 60 s pass)."""
+        stall = Stall(after_bytes, threading.Event(), threading.Event())
+        with self._lock:
+            self._stalls[(repo_id, filename)] = stall
+            self._every_stall.append(stall)
+        return stall
 
     def downloads_of(self, filename: str) -> list[RecordedRequest]:
         """The GET requests for a file's content (any repo, any revision)."""
@@ -170,6 +200,10 @@ class HubServer:
     def _take_cut(self, repo_id: str, filename: str) -> _Cut | None:
         with self._lock:
             return self._cuts.pop((repo_id, filename), None)
+
+    def _take_stall(self, repo_id: str, filename: str) -> Stall | None:
+        with self._lock:
+            return self._stalls.pop((repo_id, filename), None)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -195,7 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub._record(RecordedRequest(self.command, unquote(split.path), headers))
         parts = split.path.strip("/").split("/")
         query = parse_qs(split.query)
-        if parts[:2] == ["api", "models"] and len(parts) >= 4:
+        if parts == ["api", "models"]:
+            self._list_models(query)
+        elif parts[:2] == ["api", "models"] and len(parts) >= 4:
             self._api(parts[2:], query)
         elif len(parts) >= 5 and parts[2] == "resolve":
             self._resolve(f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:])))
@@ -217,6 +253,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._tree(repo, unquote(rest[1]), unquote("/".join(rest[2:])), query)
         else:
             self._send_error(404, None, "Not Found")
+
+    def _list_models(self, query: dict[str, list[str]]) -> None:
+        search = (query.get("search") or [""])[0].lower()
+        author = (query.get("author") or [""])[0]
+        with self.hub._lock:
+            repos = list(self.hub.repos.values())
+        found = [repo for repo in repos if search in repo.repo_id.lower()]
+        if author:
+            found = [repo for repo in found if repo.repo_id.split("/")[0] == author]
+        sort = (query.get("sort") or [""])[0]
+        if sort in ("downloads", "likes"):
+            found.sort(key=lambda repo: repo.downloads if sort == "downloads" else repo.likes, reverse=True)
+        limit = int((query.get("limit") or [1000])[0])
+        expand = query.get("expand") or query.get("expand[]") or []
+        self._send_json([_listing_item(repo, expand) for repo in found[:limit]], {})
 
     def _model_info(self, repo: HubRepo, revision: str, query: dict[str, list[str]]) -> None:
         if not self._revision_ok(repo, revision):
@@ -294,7 +345,19 @@ class _Handler(BaseHTTPRequestHandler):
         if byte_range:
             headers["Content-Range"] = f"bytes {start}-{end}/{file.size}"
         cut = self.hub._take_cut(repo.repo_id, filename) if self.command == "GET" else None
-        self._send_file(status, file.disk_path, start, end, headers, cut)
+        stall = self.hub._take_stall(repo.repo_id, filename) if self.command == "GET" else None
+        self._send_file(status, file.disk_path, start, end, headers, cut, stall)
+
+    def _copy(self, stream: Any, budget: int) -> int:
+        sent = 0
+        while sent < budget:
+            chunk = stream.read(min(_CHUNK, budget - sent))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            sent += len(chunk)
+        self.wfile.flush()
+        return sent
 
     # --- checks ------------------------------------------------------------------------------------------------------
 
@@ -347,7 +410,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_file(
-        self, status: int, path: Path, start: int, end: int, headers: dict[str, str], cut: _Cut | None
+        self,
+        status: int,
+        path: Path,
+        start: int,
+        end: int,
+        headers: dict[str, str],
+        cut: _Cut | None,
+        stall: Stall | None = None,
     ) -> None:
         length = end - start + 1
         self.send_response(status)
@@ -360,13 +430,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with path.open("rb") as stream:
                 stream.seek(start)
-                while budget > 0:
-                    chunk = stream.read(min(_CHUNK, budget))
-                    if not chunk:
-                        break
-                    self.wfile.write(chunk)
-                    budget -= len(chunk)
-            self.wfile.flush()
+                if stall is not None:
+                    budget -= self._copy(stream, min(stall.after_bytes, budget))
+                    stall.reached.set()
+                    stall.release.wait(timeout=60)
+                self._copy(stream, budget)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             return
@@ -419,6 +487,60 @@ def _sibling(file: RepoFile, with_blobs: bool) -> dict[str, Any]:
         if file.lfs_sha256:
             sibling["lfs"] = {"size": file.size, "sha256": file.lfs_sha256, "pointerSize": file.pointer_size}
     return sibling
+
+
+def _listing_item(repo: HubRepo, expand: list[str]) -> dict[str, Any]:
+    """One model of /api/models: the Hub's default fields, or with expand only _id, id and the fields named."""
+    fields: dict[str, Any] = {
+        "author": repo.repo_id.split("/")[0],
+        "sha": repo.sha,
+        "createdAt": "2025-01-01T00:00:00.000Z",
+        "lastModified": "2025-01-01T00:00:00.000Z",
+        "private": False,
+        "gated": "manual" if repo.gated else False,
+        "disabled": False,
+        "downloads": repo.downloads,
+        "likes": repo.likes,
+        "trendingScore": 0,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": [
+            "transformers",
+            "safetensors",
+            "text-generation",
+            *([f"license:{repo.license}"] if repo.license else []),
+        ],
+        "cardData": {"license": repo.license} if repo.license else {},
+        "usedStorage": sum(file.size for file in repo.files.values()),
+    }
+    safetensors = _safetensors_parameters(repo)
+    if safetensors is not None:
+        fields["safetensors"] = safetensors
+    default = ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag", "library_name", "createdAt")
+    chosen = expand or default
+    item = {"_id": repo.sha[:24], "id": repo.repo_id}
+    item |= {name: fields[name] for name in chosen if name in fields}
+    if not expand:
+        item["modelId"] = repo.repo_id
+    return item
+
+
+def _safetensors_parameters(repo: HubRepo) -> dict[str, Any] | None:
+    """{"parameters": {dtype: count}, "total": count} from the repo's safetensors headers; None without any."""
+    parameters: dict[str, int] = {}
+    for file in repo.files.values():
+        if not file.path.endswith(".safetensors"):
+            continue
+        try:
+            with file.disk_path.open("rb") as stream:
+                header = json.loads(stream.read(struct.unpack("<Q", stream.read(8))[0]))
+        except (OSError, ValueError, struct.error):
+            return None
+        for name, tensor in header.items():
+            if name != "__metadata__":
+                count = math.prod(tensor["shape"])
+                parameters[tensor["dtype"]] = parameters.get(tensor["dtype"], 0) + count
+    return {"parameters": parameters, "total": sum(parameters.values())} if parameters else None
 
 
 def _tree_file(file: RepoFile) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..errors import ForgeError
-from .protocol import CANCEL_LINE, Error, Log, Message, Result, encode
+from .protocol import CANCEL_LINE, Error, Log, Message, Progress, Result, encode
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_OUT_OF_MEMORY, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
@@ -26,7 +26,35 @@ def _convert(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str,
     return run_conversion(ConvertPlan.from_dict(spec), emit)
 
 
-JOBS: dict[str, Callable[[dict[str, Any], Callable[[Message], None]], dict[str, Any]]] = {"convert": _convert}
+def _download(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
+    """Download a Hub repo's conversion files; the token comes from HF_TOKEN or the credential store, never argv."""
+    from ..hub import download_checkpoint, get_token
+
+    token = os.environ.get("HF_TOKEN") or get_token()
+    reporter = _DownloadProgress(emit)
+    result = download_checkpoint(spec["repo_id"], spec.get("revision"), token=token, on_progress=reporter)
+    return {"path": str(result.path), "revision": result.revision_sha, "offline": result.offline}
+
+
+class _DownloadProgress:
+    """Byte counts as Progress messages, at most one per tenth of a percent (huggingface_hub reports per chunk)."""
+
+    def __init__(self, emit: Callable[[Message], None]) -> None:
+        self._emit = emit
+        self._last = -1.0
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = round(100.0 * done / total, 1) if total else 100.0
+        if percent == self._last:
+            return
+        self._last = percent
+        self._emit(Progress(percent, "downloading", f"{done / 1e6:.1f} of {total / 1e6:.1f} MB"))
+
+
+JOBS: dict[str, Callable[[dict[str, Any], Callable[[Message], None]], dict[str, Any]]] = {
+    "convert": _convert,
+    "download": _download,
+}
 
 
 class Channel:
