@@ -16,20 +16,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .protocol import CANCEL_LINE, Error, LineAssembler, Log, Message, Result, decode
+
+if TYPE_CHECKING:
+    import psutil
 
 CANCEL_GRACE_SECONDS = 1.0
 _MEMORY_POLL_SECONDS = 0.2
 
 
-def worker_command(job: str, spec: dict[str, Any]) -> list[str]:
-    """The command that re-launches this program as a worker: the .exe itself when frozen."""
+def worker_env(job: str, spec: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a worker runs in, for every parent: unbuffered UTF-8 output, and no Hub access for
+    a conversion of a local folder (it has everything it needs, and must not reach out on its behalf)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    if job == "convert" and spec.get("source_path"):
+        env["HF_HUB_OFFLINE"] = "1"
+    return {**env, **(extra or {})}
+
+
+def app_command(*args: str) -> list[str]:
+    """The command that re-launches this program with `args`: the .exe itself when frozen."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, "worker", job, json.dumps(spec)]
+        return [sys.executable, *args]
     main_py = Path(__file__).resolve().parents[2] / "main.py"
-    return [sys.executable, str(main_py), "worker", job, json.dumps(spec)]
+    return [sys.executable, str(main_py), *args]
+
+
+def worker_command(job: str, spec: dict[str, Any]) -> list[str]:
+    return app_command("worker", job, json.dumps(spec))
 
 
 @dataclass
@@ -59,7 +75,7 @@ class JobProcess:
         self.job = job
         self.command = worker_command(job, spec)
         self._on_message = on_message
-        self._env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})}
+        self._env = worker_env(job, spec, env)
         self._process: subprocess.Popen[bytes] | None = None
         self._result: Result | None = None
         self._error: Error | None = None
@@ -118,18 +134,11 @@ class JobProcess:
 
         try:
             root = psutil.Process(self._process.pid)
-            while self._process.poll() is None:
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for process in tree:
-                    try:
-                        total += process.memory_info().rss
-                    except psutil.Error:
-                        continue
-                self._peak = max(self._peak, total)
-                time.sleep(_MEMORY_POLL_SECONDS)
         except psutil.Error:
             return
+        while self._process.poll() is None:
+            self._peak = max(self._peak, tree_rss(root))
+            time.sleep(_MEMORY_POLL_SECONDS)
 
     def cancel(self, grace: float = CANCEL_GRACE_SECONDS) -> None:
         """Ask the child to stop, then kill its whole process tree if it is still there after `grace`."""
@@ -156,32 +165,56 @@ class JobProcess:
         return self._outcome(code)
 
     def _outcome(self, code: int) -> Outcome:
-        common = {
-            "exit_code": code,
-            "peak_memory_bytes": self._peak,
-            "seconds": time.monotonic() - self._started,
-            "stderr_tail": self._stderr_tail,
-            "pid": self.pid,
-        }
-        if self._cancelled:
-            return Outcome("cancelled", message="cancelled", **common)
-        if self._result is not None and code == 0:
-            return Outcome("succeeded", result=self._result.data, **common)
-        if self._error is not None:
-            status = "out-of-memory" if self._error.kind == "OutOfMemory" else "failed"
-            return Outcome(status, message=self._error.message, error=self._error, **common)
-        if _killed_by_system(code, self._peak):
-            return Outcome(
-                "out-of-memory",
-                message=f"the worker was stopped by the system after using {self._peak / 1024**3:.1f} GB of memory: "
-                "it ran out of memory; close other programs, pick an INT4 preset, or use a machine with more RAM.",
-                **common,
-            )
-        last = self._stderr_tail[-1] if self._stderr_tail else "no output"
-        return Outcome("crashed", message=f"the worker stopped with exit code {code} ({last}).", **common)
+        return make_outcome(
+            code,
+            cancelled=self._cancelled,
+            result=self._result,
+            error=self._error,
+            peak=self._peak,
+            seconds=time.monotonic() - self._started,
+            stderr_tail=self._stderr_tail,
+            pid=self.pid,
+        )
 
 
-def _killed_by_system(code: int, peak: int) -> bool:
+def make_outcome(
+    code: int,
+    *,
+    cancelled: bool,
+    result: Result | None,
+    error: Error | None,
+    peak: int,
+    seconds: float,
+    stderr_tail: list[str],
+    pid: int | None,
+) -> Outcome:
+    """How a worker ended, from its exit code (negative: the POSIX signal that ended it) and what it said."""
+    common = {
+        "exit_code": code,
+        "peak_memory_bytes": peak,
+        "seconds": seconds,
+        "stderr_tail": stderr_tail,
+        "pid": pid,
+    }
+    if cancelled:
+        return Outcome("cancelled", message="cancelled", **common)
+    if result is not None and code == 0:
+        return Outcome("succeeded", result=result.data, **common)
+    if error is not None:
+        status = "out-of-memory" if error.kind == "OutOfMemory" else "failed"
+        return Outcome(status, message=error.message, error=error, **common)
+    if killed_by_system(code, peak):
+        return Outcome(
+            "out-of-memory",
+            message=f"the worker was stopped by the system after using {peak / 1024**3:.1f} GB of memory: "
+            "it ran out of memory; close other programs, pick an INT4 preset, or use a machine with more RAM.",
+            **common,
+        )
+    last = stderr_tail[-1] if stderr_tail else "no output"
+    return Outcome("crashed", message=f"the worker stopped with exit code {code} ({last}).", **common)
+
+
+def killed_by_system(code: int, peak: int) -> bool:
     """The kernel's OOM killer sends SIGKILL; Windows ends a process that cannot commit memory abruptly."""
     if sys.platform != "win32":
         return code == -signal.SIGKILL
@@ -190,8 +223,38 @@ def _killed_by_system(code: int, peak: int) -> bool:
     return peak >= 0.9 * psutil.virtual_memory().total
 
 
-def kill_tree(pid: int) -> None:
-    """Kill a worker and everything it started, also when the worker itself has already exited."""
+def process_tree(root: psutil.Process) -> list[psutil.Process]:
+    """A process and everything it started; empty once it is gone."""
+    import psutil
+
+    try:
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def total_rss(processes: list[psutil.Process]) -> int:
+    """Resident memory of these processes together, in bytes; those that have ended count nothing."""
+    import psutil
+
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def tree_rss(root: psutil.Process) -> int:
+    return total_rss(process_tree(root))
+
+
+def kill_tree(pid: int, wait: bool = True) -> None:
+    """Kill a worker and everything it started, also when the worker itself has already exited.
+
+    wait=False returns at once and reaps nothing: a QProcess parent must collect its own child's exit status.
+    """
     import psutil
 
     if sys.platform != "win32":
@@ -209,7 +272,8 @@ def kill_tree(pid: int) -> None:
             process.kill()
         except psutil.Error:
             continue
-    psutil.wait_procs(processes, timeout=2)
+    if wait:
+        psutil.wait_procs(processes, timeout=2)
 
 
 def run_job(

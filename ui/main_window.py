@@ -1,0 +1,175 @@
+"""The main window composes the panes; it holds no conversion logic of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QSystemTrayIcon,
+    QTabWidget,
+)
+
+from app import __version__
+from app.errors import ForgeError
+from ui.browser import BrowserPane
+from ui.hardware import HardwarePane, HardwareProbe, status_summary
+from ui.jobs import JobsPane
+from ui.presets import PresetPane
+from ui.settings import Settings
+from ui.widgets.error_dialog import show_error
+
+# Jobs shorter than this finish while the user is still looking: no tray message for them.
+_NOTIFY_AFTER_SECONDS = 20
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, probe_hardware: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("ONNX Forge")
+        self.setAcceptDrops(True)
+        self.settings = Settings()
+        self.hardware_report = None
+
+        self.browser = BrowserPane()
+        self.presets = PresetPane()
+        self.jobs = JobsPane()
+        self.hardware = HardwarePane()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.presets, "Convert")
+        self.tabs.addTab(self.jobs, "Jobs")
+        self.tabs.addTab(self.hardware, "Hardware")
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.browser)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(1, 3)
+        self.setCentralWidget(splitter)
+        self.hardware_label = QLabel("Probing hardware…")
+        self.statusBar().addPermanentWidget(self.hardware_label)
+        self.tray = QSystemTrayIcon(self.windowIcon(), self) if QSystemTrayIcon.isSystemTrayAvailable() else None
+
+        self.browser.selection_changed.connect(self._on_selection)
+        self.presets.convert_requested.connect(self._on_convert_requested)
+        self.jobs.job_finished.connect(self._on_job_finished)
+        self.hardware.gpu_chosen.connect(self._on_gpu_chosen)
+        self._build_menus()
+        self._restore()
+        if probe_hardware:
+            self.probe = HardwareProbe(self)
+            self.probe.ready.connect(self.set_hardware)
+            self.probe.failed.connect(lambda reason: self.hardware_label.setText(f"Hardware unknown: {reason}"))
+            self.probe.start()
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Add folder…", QKeySequence.StandardKey.Open, self.browser.choose_folder)
+        self._action(file_menu, "Search the &Hub…", QKeySequence("Ctrl+H"), self.browser.open_hub_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        jobs_menu = self.menuBar().addMenu("&Jobs")
+        self._action(jobs_menu, "&Convert", QKeySequence("Ctrl+Return"), self.presets.request_convert)
+        self._action(jobs_menu, "Cancel &all", QKeySequence("Ctrl+Shift+X"), self.jobs.cancel_all)
+        view_menu = self.menuBar().addMenu("&View")
+        for index, name in enumerate(("Convert", "Jobs", "Hardware")):
+            self._action(view_menu, name, QKeySequence(f"Ctrl+{index + 1}"),
+                         lambda index=index: self.tabs.setCurrentIndex(index))
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About ONNX Forge", QKeySequence.StandardKey.HelpContents, self.show_about)
+
+    def _action(self, menu, text: str, shortcut: QKeySequence, slot) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _restore(self) -> None:
+        if self.settings.geometry is not None:
+            self.restoreGeometry(self.settings.geometry)
+        else:
+            self.resize(1280, 800)
+        if self.settings.window_state is not None:
+            self.restoreState(self.settings.window_state)
+
+    # --- reactions -------------------------------------------------------------------------------
+
+    def set_hardware(self, report) -> None:
+        self.hardware_report = report
+        self.presets.set_hardware(report)
+        self.hardware.set_report(report)
+        self.hardware_label.setText(status_summary(report))
+
+    def _on_gpu_chosen(self, index: int) -> None:
+        self.settings.gpu_index = index
+
+    def _on_selection(self, entry) -> None:
+        from app.checkpoints import CheckpointInfo
+
+        if entry is not None and entry.kind == "checkpoint":
+            self.presets.set_checkpoint(CheckpointInfo(**entry.info), entry.name)
+        else:
+            self.presets.set_checkpoint(None, "")
+
+    def _on_convert_requested(self, requests: list) -> None:
+        from app.convert import plan_conversion
+
+        usable = self.hardware_report.usable_providers() if self.hardware_report else {"cpu"}
+        try:
+            plans = [plan_conversion(request, usable) for request in requests]
+        except ForgeError as error:
+            show_error(self, str(error))
+            return
+        for plan in plans:
+            for warning in plan.warnings:
+                self.statusBar().showMessage(warning, 10000)
+            self.jobs.enqueue(plan)
+        self.tabs.setCurrentWidget(self.jobs)
+
+    def _on_job_finished(self, job_id: str, state: str, output: str) -> None:
+        if state == "succeeded" and output:
+            self.browser.add_folder(Path(output))
+        seconds = self.jobs.seconds_of(job_id)
+        if self.tray is not None and not self.isActiveWindow() and seconds >= _NOTIFY_AFTER_SECONDS:
+            self.tray.show()
+            self.tray.showMessage("ONNX Forge", f"Conversion {state}: {output}")
+
+    def show_about(self) -> None:
+        from app.manifest import package_versions
+
+        versions = "\n".join(f"{name} {version}" for name, version in package_versions().items())
+        QMessageBox.about(self, "About ONNX Forge", f"ONNX Forge {__version__}\n\n{versions}")
+
+    # --- window events ---------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.browser.add_folder(Path(url.toLocalFile()))
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.jobs.has_running() and not self.confirm_close():
+            event.ignore()
+            return
+        self.jobs.cancel_all()
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
+        self.settings.sync()
+        event.accept()
+
+    def confirm_close(self) -> bool:
+        answer = QMessageBox.question(
+            self, "ONNX Forge", "A conversion is still running. Stop it and quit?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
