@@ -19,7 +19,7 @@ from .checkpoints import CheckpointInfo
 from .convert import GIB, disk_needed, estimate_needs, human_size, io_bytes
 from .errors import PresetError
 from .hardware import NVIDIA_VENDOR_ID, Gpu, HardwareReport
-from .presets import BY_FAMILY, EP_NAMES, PRESETS, BuildOptions, default_ep, get_preset, recommend, resolve, valid_eps
+from .presets import EP_NAMES, PRESETS, BuildOptions, default_ep, get_preset, recommend, resolve, valid_eps
 
 Level = Literal["fits", "tight", "won't fit"]
 LEVELS: tuple[Level, ...] = ("fits", "tight", "won't fit")
@@ -259,9 +259,8 @@ def recommended(info: CheckpointInfo | None, report: HardwareReport) -> tuple[st
     family's alternative where this PC cannot run the choice or the model would not fit."""
     nvidia = [gpu for gpu in report.gpus if is_nvidia(gpu)]
     family = info.family if info else None
-    preset_id, reason = recommend(family, bool(nvidia), any(is_modern_nvidia(gpu) for gpu in nvidia))
+    preset_id, alternative, reason = recommend(family, bool(nvidia), any(is_modern_nvidia(gpu) for gpu in nvidia))
     usable = report.usable_providers()
-    alternative = BY_FAMILY[family][1] if family in BY_FAMILY else "int4"
     if preset_id != alternative and not set(valid_eps(PRESETS[preset_id])) & usable:
         return alternative, _unrunnable_reason(preset_id, alternative, reason)
     ep = default_ep(PRESETS[preset_id], usable)

@@ -358,20 +358,19 @@ def option_default(help_text: str) -> str | None:
     return stated.group(1) if stated else None
 
 
-def recommend(family: str | None, has_nvidia_gpu: bool, modern_gpu: bool) -> tuple[str, str]:
-    """(preset id, reason in words) from the seed's family and hardware tables."""
+def recommend(family: str | None, has_nvidia_gpu: bool, modern_gpu: bool) -> tuple[str, str, str]:
+    """(preset id, alternative, reason in words) from the guide's hardware and family tables."""
+    if not has_nvidia_gpu:
+        preset_id, alternative = BY_HARDWARE["CPU"]
+        return preset_id, alternative, f"no NVIDIA GPU here: {PRESETS[preset_id].title} is the guide's choice for CPU."
     if family in BY_FAMILY:
-        preset_id = BY_FAMILY[family][0]
-        reason = f"{PRESETS[preset_id].title} is the recommended preset for {family} models"
+        preset_id, alternative = BY_FAMILY[family]
         if preset_id == "bf16" and not modern_gpu:
-            preset_id = BY_FAMILY[family][1]
-            reason = (
-                f"{family} models do best in BF16, which needs an RTX 30xx or newer; {PRESETS[preset_id].title} instead"
+            instead = PRESETS[alternative].title
+            return alternative, alternative, (
+                f"{family} models do best in BF16, which needs an RTX 30xx or newer; {instead} instead."
             )
-        elif not has_nvidia_gpu:
-            preset_id = BY_FAMILY[family][1]
-            reason = f"no NVIDIA GPU here, so the smaller {PRESETS[preset_id].title} alternative for {family} models"
-        return preset_id, reason + "."
-    hardware = "NVIDIA GPU (RTX 30xx+)" if modern_gpu else "NVIDIA GPU (older)" if has_nvidia_gpu else "CPU"
-    preset_id = BY_HARDWARE[hardware][0]
-    return preset_id, f"{PRESETS[preset_id].title} is the recommended preset for {hardware}."
+        return preset_id, alternative, f"{PRESETS[preset_id].title} is the recommended preset for {family} models."
+    hardware = "NVIDIA GPU (RTX 30xx+)" if modern_gpu else "NVIDIA GPU (older)"
+    preset_id, alternative = BY_HARDWARE[hardware]
+    return preset_id, alternative, f"{PRESETS[preset_id].title} is the recommended preset for {hardware}."

@@ -39,6 +39,7 @@ def main() -> int:
     if window.hardware_report is None:
         wait_for(window.probe.ready, 30000)
     window.browser.add_folder(demo_checkpoint())
+    wait_for(window.browser.refreshed, 30000)
     window.browser.select_path(demo_checkpoint())
     app.processEvents()
 
@@ -53,12 +54,15 @@ def main() -> int:
     window.presets.tick_presets(["int4"])
     window.presets.request_convert()
     wait_for(window.jobs.job_finished, 180000)
+    wait_for(window.browser.refreshed, 30000)  # the new ONNX model joins the library
     window.tabs.setCurrentWidget(window.jobs)
     window.jobs.select_row(0)
     save("jobs")
     window.tabs.setCurrentWidget(window.hardware)
     save("hardware")
     window.close()
+    window.deleteLater()  # see ui/app.py: tear down while Qt is whole
+    app.processEvents()
     return 0
 
 

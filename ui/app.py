@@ -55,4 +55,12 @@ def run_window() -> int:
     install_error_hooks()
     window = MainWindow()
     window.show()
-    return app.exec()
+    code = app.exec()
+    # Tear the window down while Qt is still whole: left to interpreter shutdown, PySide6 6.12 sometimes
+    # frees its objects in an order that aborts the process after the window has closed.
+    window.deleteLater()
+    app.processEvents()
+    import gc
+
+    gc.collect()
+    return code

@@ -76,8 +76,9 @@ class MainWindow(QMainWindow):
         self._action(jobs_menu, "Cancel &all", QKeySequence("Ctrl+Shift+X"), self.jobs.cancel_all)
         view_menu = self.menuBar().addMenu("&View")
         for index, name in enumerate(("Convert", "Jobs", "Hardware")):
-            self._action(view_menu, name, QKeySequence(f"Ctrl+{index + 1}"),
-                         lambda index=index: self.tabs.setCurrentIndex(index))
+            self._action(
+                view_menu, name, QKeySequence(f"Ctrl+{index + 1}"), lambda index=index: self.tabs.setCurrentIndex(index)
+            )
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About ONNX Forge", QKeySequence.StandardKey.HelpContents, self.show_about)
 
@@ -102,10 +103,15 @@ class MainWindow(QMainWindow):
         self.hardware_report = report
         self.presets.set_hardware(report)
         self.hardware.set_report(report)
+        saved = self.settings.gpu_index
+        if saved is not None and any(gpu.index == saved for gpu in report.gpus):
+            self.hardware.select_gpu(saved)
+            self.presets.set_gpu(saved)
         self.hardware_label.setText(status_summary(report))
 
     def _on_gpu_chosen(self, index: int) -> None:
         self.settings.gpu_index = index
+        self.presets.set_gpu(index)
 
     def _on_selection(self, entry) -> None:
         from app.checkpoints import CheckpointInfo
@@ -168,8 +174,10 @@ class MainWindow(QMainWindow):
 
     def confirm_close(self) -> bool:
         answer = QMessageBox.question(
-            self, "ONNX Forge", "A conversion is still running. Stop it and quit?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+            self,
+            "ONNX Forge",
+            "A conversion is still running. Stop it and quit?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
         )
         return answer == QMessageBox.StandardButton.Yes
-

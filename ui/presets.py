@@ -233,6 +233,10 @@ class PresetPane(QWidget):
         self._ep_chosen_by_user = True
         self._refresh()
 
+    def tick_presets(self, preset_ids: list[str]) -> None:
+        for preset_id, card in self.cards.items():
+            card.checkbox.setChecked(preset_id in preset_ids and card.available)
+
     def ticked(self) -> list[str]:
         return [preset_id for preset_id, card in self.cards.items() if card.is_ticked()]
 
@@ -307,7 +311,7 @@ class PresetPane(QWidget):
             self.model_label.setText("No model selected: pick a checkpoint on the left.")
 
     def _update_card(self, card: PresetCard, preset_id: str, ep: str, free: int | None) -> None:
-        overrides = self.custom_overrides if preset_id == "custom" else None
+        overrides = self._custom_values(ep) if preset_id == "custom" else None
         try:
             options = resolve(preset_id, ep, overrides)
         except PresetError as error:
@@ -396,7 +400,7 @@ class PresetPane(QWidget):
                 output=str(output),
                 preset=preset_id,
                 ep=ep,
-                overrides=dict(self.custom_overrides) if preset_id == "custom" else {},
+                overrides=self._custom_values(ep) if preset_id == "custom" else {},
             )
             for preset_id, output in self.outputs().items()
         ]
@@ -408,12 +412,16 @@ class PresetPane(QWidget):
         if self.custom_dialog is not None:
             self.custom_dialog.raise_()
             return
-        values = self.custom_overrides or self._first_valid_precision(self.selected_ep())
+        values = self._custom_values(self.selected_ep())
         dialog = CustomOptionsDialog(self.selected_ep(), values, self)
         dialog.accepted.connect(lambda: self._on_custom_accepted(dialog.values()))
         dialog.finished.connect(self._on_custom_finished)
         self.custom_dialog = dialog
         dialog.open()
+
+    def _custom_values(self, ep: str) -> dict[str, str]:
+        """The user's Custom options, or before they set any, a precision the builder makes for this provider."""
+        return dict(self.custom_overrides) if self.custom_overrides else self._first_valid_precision(ep)
 
     @staticmethod
     def _first_valid_precision(ep: str) -> dict[str, str]:

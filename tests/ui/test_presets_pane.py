@@ -85,8 +85,8 @@ def test_provider_combo_marks_what_runs_here(pane, demo):
 def test_fp16_is_disabled_on_the_cpu_with_the_alternatives(pane, demo):
     pane_for(pane, demo, "linux_no_gpu")  # this machine's recording
     assert pane.selected_ep() == "cpu"
-    assert pane.recommended_id == "int4-fp16"
-    assert "no NVIDIA GPU" in pane.cards["int4-fp16"].recommended_label.text()
+    assert pane.recommended_id == "fp32"
+    assert "no NVIDIA GPU" in pane.cards["fp32"].recommended_label.text()
     fp16 = pane.cards["fp16"]
     assert not fp16.available and not fp16.checkbox.isEnabled()
     assert fp16.toolTip() == (
