@@ -26,7 +26,7 @@ from app.hardware import (
 DATA = Path(__file__).parent / "data" / "hardware"
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = sorted(DATA.glob("*.json"))
-CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json"}  # by LiveProbes, for real; the rest are hand-written
+CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json", "linux_h100_nvml.json"}  # by LiveProbes, for real; the rest are hand-written
 
 
 def recording(name: str) -> dict[str, Any]:
@@ -134,6 +134,12 @@ EXPECTED = {
     },
     "linux_h200_nvml.json": {
         "gpus": [(None, "NVIDIA H200", True, "9.0")],
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "default_dml_device": None,
+    },
+    "linux_h100_nvml.json": {
+        "gpus": [(None, "NVIDIA H100 80GB HBM3", True, "9.0")],
         "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
         "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
         "default_dml_device": None,
