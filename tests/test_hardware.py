@@ -26,7 +26,8 @@ from app.hardware import (
 DATA = Path(__file__).parent / "data" / "hardware"
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = sorted(DATA.glob("*.json"))
-CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json", "linux_h100_nvml.json"}  # by LiveProbes, for real; the rest are hand-written
+# Captured by LiveProbes, for real; the rest are hand-written.
+CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json", "linux_h100_nvml.json"}
 
 
 def recording(name: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from app.convert import ConvertPlan, ConvertRequest, plan_conversion
 from app.jobs.history import JobHistory, new_record
 from app.paths import demo_checkpoint
 from tests.conftest import run_main
-from ui.jobs import JobRunner, JobsPane
+from ui.job_runner import JobRunner
+from ui.jobs import JobsPane
 from ui.widgets.log_view import LogView
 
 CONVERSION_TIMEOUT_MS = 180_000
