@@ -19,6 +19,10 @@ def resources_dir() -> Path:
     return project_root() / "resources"
 
 
+def app_icon() -> Path:
+    return resources_dir() / "icons" / "forge.svg"
+
+
 def demo_checkpoint() -> Path:
     return resources_dir() / "demo"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.errors import ForgeError
+from app.paths import app_icon
 from ui.browser import BrowserPane
 from ui.hardware import HardwarePane, HardwareProbe, status_summary
 from ui.jobs import JobsPane
@@ -32,6 +33,7 @@ class MainWindow(QMainWindow):
     def __init__(self, probe_hardware: bool = True) -> None:
         super().__init__()
         self.setWindowTitle("ONNX Forge")
+        self.setWindowIcon(QIcon(str(app_icon())))
         self.setAcceptDrops(True)
         self.settings = Settings()
         self.hardware_report = None
