@@ -27,6 +27,10 @@ _VERSIONED = (
 )
 
 
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def package_versions() -> dict[str, str]:
     versions = {"onnx-forge": __version__, "python": sys.version.split()[0]}
     for name in _VERSIONED:
@@ -77,7 +81,7 @@ def build_manifest(
     files = file_records(folder)
     return {
         "format": 1,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": now(),
         "source": source,
         "checkpoint": {
             "architecture": checkpoint.architecture,
