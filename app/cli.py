@@ -77,6 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-check", action="store_true", help="skip loading and test-running the output")
     convert.set_defaults(handler=cmd_convert)
 
+    quantize = commands.add_parser(
+        "quantize", help="quantize an ONNX model (ModelOpt, ONNX Runtime) or a checkpoint (Quark)"
+    )
+    quantize.add_argument("input", help="an ONNX GenAI folder, an .onnx model, or a checkpoint folder for quark-awq")
+    quantize.add_argument("-o", "--output", required=True, help="output folder")
+    how = quantize.add_mutually_exclusive_group(required=True)
+    how.add_argument(
+        "--algo", help="awq_lite, awq_clip, rtn, rtn_dq, fp16, q8, s8s8, s8u8, u8u8, q4, q4f16, bnb4 or quark-awq"
+    )
+    how.add_argument("--variants", help="several ONNX Runtime variants into one folder, e.g. fp16,q8,q4")
+    quantize.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="algorithm option (repeatable)"
+    )
+    quantize.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    quantize.add_argument("--no-eval", action="store_true", help="skip measuring perplexity against the input")
+    quantize.add_argument("--options", action="store_true", help="list the algorithm's options and exit")
+    quantize.set_defaults(handler=cmd_quantize)
+
     chat = commands.add_parser("chat", help="generate a reply from a converted model")
     chat.add_argument("model", help="an ONNX Runtime GenAI model folder")
     chat.add_argument("--prompt", required=True, help="the user's message")
@@ -180,6 +198,27 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
             raise ForgeError(f"--set takes KEY=VALUE, not '{pair}'.")
         overrides[key.strip()] = value.strip()
     return overrides
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .jobs.console import run_in_terminal
+    from .quantize import QuantizeRequest, options_for, plan_quantization
+
+    algo = args.algo or "variants"
+    overrides = parse_sets(args.set)
+    if args.variants:
+        overrides["variants"] = args.variants
+    if args.options:
+        for option in options_for(algo):
+            choices = f" ({'/'.join(option.choices)})" if option.choices else ""
+            print(f"{option.name:<28} {option.kind:<7} default {option.default!r}{choices}: {option.help}")
+        return 0
+    request = QuantizeRequest(args.input, args.output, algo, overrides, args.overwrite, evaluate=not args.no_eval)
+    plan_quantization(request)
+    outcome, code = run_in_terminal("quantize", request.to_dict(), args.output, algo, [])
+    if outcome.ok:
+        print(f"quality: {outcome.result['manifest']['quality'].get('verdict', '-')}")
+    return code
 
 
 def usable_providers_in_child() -> set[str]:

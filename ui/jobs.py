@@ -38,10 +38,11 @@ from PySide6.QtWidgets import (
 
 from app.convert import ConvertPlan, check_output
 from app.errors import ForgeError
-from app.jobs.history import JobHistory, JobRecord, new_record, read_log_tail
+from app.jobs.history import JobHistory, JobRecord, new_quantize_record, new_record, read_log_tail
 from app.jobs.runner import (
     Outcome,
 )
+from app.quantize import QuantizeRequest, plan_quantization
 from ui.job_runner import JobRunner, make_timer
 from ui.widgets.log_view import LogView
 
@@ -190,7 +191,11 @@ class JobsPane(QWidget):
 
     def enqueue(self, plan: ConvertPlan) -> str:
         """Queue a conversion; it starts when the jobs before it have ended. Returns the job id."""
-        return self._enqueue(plan.to_dict())
+        return self._enqueue(new_record(plan.to_dict(), self._history.logs_dir))
+
+    def enqueue_quantization(self, request: QuantizeRequest) -> str:
+        """Queue a quantization (a request already checked by app.quantize.plan_quantization)."""
+        return self._enqueue(new_quantize_record(request.to_dict(), self._history.logs_dir))
 
     def has_running(self) -> bool:
         return self._runner is not None
@@ -258,8 +263,7 @@ class JobsPane(QWidget):
 
     # --- the queue ----------------------------------------------------------------------------------
 
-    def _enqueue(self, plan: dict[str, Any]) -> str:
-        record = new_record(plan, self._history.logs_dir)
+    def _enqueue(self, record: JobRecord) -> str:
         self._model.add(record)
         if self._shown_id is None:
             self.select(record.id)
@@ -386,13 +390,18 @@ class JobsPane(QWidget):
         record = self._selected()
         if record is None or not record.is_finished:
             return
-        source, overwrite = record.plan.get("source_path"), record.plan["request"].get("overwrite", False)
         try:
+            if record.kind == "quantize":
+                request = QuantizeRequest(**record.plan)
+                plan_quantization(request)
+                self.select(self.enqueue_quantization(request))
+                return
+            source, overwrite = record.plan.get("source_path"), record.plan["request"].get("overwrite", False)
             check_output(Path(record.output), Path(source) if source else None, overwrite)
         except ForgeError as error:
             self._status.setText(f"cannot retry: {error}")
             return
-        self.select(self._enqueue(record.plan))
+        self.select(self._enqueue(new_record(record.plan, self._history.logs_dir)))
 
     def _open_output(self) -> None:
         record = self._selected()

@@ -64,23 +64,28 @@ class BarView:
             self._progress.update(self._task, completed=message.percent, detail=f"{message.stage}: {message.detail}")
 
 
-def convert_all(plans: list[ConvertPlan]) -> int:
+def run_in_terminal(job: str, spec: dict, output: str, title: str, warnings: list[str]) -> tuple[Outcome, int]:
+    """Run one worker job with a view fitting the terminal; clean up its staging folder if it failed."""
     from ..convert import remove_stale_staging
 
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    view = BarView(title) if sys.stdout.isatty() else PlainView()
+    with view:
+        outcome = run_job(job, spec, view.show)
+    if not outcome.ok and outcome.pid:
+        remove_stale_staging(Path(output).expanduser().resolve(), outcome.pid)
+    return outcome, _report(outcome)
+
+
+def convert_all(plans: list[ConvertPlan]) -> int:
     rows = []
     worst = 0
     for plan in plans:
         options = plan.options
         title = f"{options.preset} ({options.precision}, {options.execution_provider})"
-        for warning in plan.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        view = BarView(title) if sys.stdout.isatty() else PlainView()
-        with view:
-            outcome = run_job("convert", plan.to_dict(), view.show)
-        if not outcome.ok and outcome.pid:
-            remove_stale_staging(Path(plan.request.output).expanduser().resolve(), outcome.pid)
+        outcome, code = run_in_terminal("convert", plan.to_dict(), plan.request.output, title, plan.warnings)
         rows.append((plan, outcome))
-        code = _report(outcome)
         worst = max(worst, code)
         if outcome.status == "cancelled":
             break

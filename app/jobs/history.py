@@ -89,6 +89,45 @@ def new_record(plan: dict[str, Any], logs_dir: Path) -> JobRecord:
     )
 
 
+def new_quantize_record(request: dict[str, Any], logs_dir: Path) -> JobRecord:
+    """A queued quantization job for a QuantizeRequest.to_dict()."""
+    job_id = new_job_id()
+    model = Path(request["input"]).expanduser().name
+    return JobRecord(
+        id=job_id,
+        title=f"{model} · {request['algo']}",
+        model=model,
+        preset=request["algo"],
+        ep="cpu",
+        output=str(Path(request["output"]).expanduser().resolve()),
+        plan=request,
+        kind="quantize",
+        log_path=str(logs_dir / f"{job_id}.log"),
+        command_line=format_command(quantize_command(request)),
+    )
+
+
+def quantize_command(request: dict[str, Any]) -> list[str]:
+    """The `main.py quantize` arguments that run this request again from a terminal."""
+    args = [
+        "python",
+        "main.py",
+        "quantize",
+        str(Path(request["input"]).expanduser().resolve()),
+        "-o",
+        str(Path(request["output"]).expanduser().resolve()),
+        "--algo",
+        request["algo"],
+    ]
+    for key, value in request.get("overrides", {}).items():
+        args += ["--set", f"{key}={value}"]
+    if request.get("overwrite"):
+        args.append("--overwrite")
+    if not request.get("evaluate", True):
+        args.append("--no-eval")
+    return args
+
+
 def model_name(plan: dict[str, Any]) -> str:
     if plan.get("hub_id"):
         return plan["hub_id"]

@@ -51,9 +51,16 @@ class _DownloadProgress:
         self._emit(Progress(percent, "downloading", f"{done / 1e6:.1f} of {total / 1e6:.1f} MB"))
 
 
+def _quantize(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
+    from ..quantize import run_quantization
+
+    return run_quantization(spec, emit)
+
+
 JOBS: dict[str, Callable[[dict[str, Any], Callable[[Message], None]], dict[str, Any]]] = {
     "convert": _convert,
     "download": _download,
+    "quantize": _quantize,
 }
 
 
