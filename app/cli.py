@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print JSON with the reply and its figures")
     chat.set_defaults(handler=cmd_chat)
 
+    evaluate = commands.add_parser("eval", help="perplexity of a converted model over a text")
+    evaluate.add_argument("model", help="an ONNX Runtime GenAI model folder")
+    evaluate.add_argument("--text", help="a UTF-8 text file (default: held-out stories matching the demo model)")
+    evaluate.add_argument("--max-tokens", type=int, default=20000, help="score at most this many tokens")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=cmd_eval)
+
     hardware = commands.add_parser("hardware", help="GPUs and the execution providers this machine can use")
     hardware.add_argument("--json", action="store_true", help="print JSON")
     hardware.set_defaults(handler=cmd_hardware)
@@ -159,6 +166,20 @@ def cmd_presets(args: argparse.Namespace) -> int:
         low, high = preset["size_percent_of_fp32"]
         size = f"{low}%" if low == high else f"{low}-{high}%"
         print(f"{preset['id']:<10} {preset['title']:<34} {size:>8} of FP32   eps: {', '.join(preset['valid_eps'])}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import perplexity
+
+    result = perplexity(Path(args.model), Path(args.text) if args.text else None, args.max_tokens)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(
+            f"perplexity {result.perplexity:.4f} over {result.tokens} tokens "
+            f"({result.windows} windows of {result.text})"
+        )
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.conftest import run_main
 
 
@@ -52,3 +54,20 @@ def test_presets_and_hardware_commands_print_json():
     assert "int4_block_size" in presets["builder"]["options"]
     hardware = json.loads(run_main("hardware", "--json").stdout)
     assert {p["name"] for p in hardware["providers"]} >= {"cpu", "dml", "cuda", "trt-rtx"}
+
+
+def test_eval_reports_the_demo_models_perplexity_and_int4_costs_little(tmp_path):
+    from app.evaluate import perplexity
+
+    for preset in ("fp32", "int4"):
+        assert (
+            run_main("convert", "demo", "-o", str(tmp_path / preset), "--preset", preset, "--ep", "cpu").returncode == 0
+        )
+    fp32, int4 = perplexity(tmp_path / "fp32"), perplexity(tmp_path / "int4")
+    assert fp32.tokens == int4.tokens > 5000
+    assert 1.0 < fp32.perplexity < 2.0  # a trained model on text from its own generator
+    assert int4.perplexity < fp32.perplexity * 1.05
+    result = run_main("eval", str(tmp_path / "int4"), "--json")
+    assert json.loads(result.stdout)["perplexity"] == pytest.approx(int4.perplexity)
+    binary = run_main("eval", str(tmp_path / "int4"), "--text", str(tmp_path / "fp32" / "model.onnx"))
+    assert binary.returncode == 2 and binary.stderr.startswith("error: ") and "not UTF-8 text" in binary.stderr
