@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=cmd_eval)
 
+    bench = commands.add_parser("bench", help="prompt and generation speed, time to first token, peak memory")
+    bench.add_argument("model", help="an ONNX Runtime GenAI model folder")
+    bench.add_argument("--prompt-tokens", type=int, default=128)
+    bench.add_argument("--gen-tokens", type=int, default=64)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--ep", choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"], help="run on this provider")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.set_defaults(handler=cmd_bench)
+
     hardware = commands.add_parser("hardware", help="GPUs and the execution providers this machine can use")
     hardware.add_argument("--json", action="store_true", help="print JSON")
     hardware.set_defaults(handler=cmd_hardware)
@@ -179,6 +188,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(
             f"perplexity {result.perplexity:.4f} over {result.tokens} tokens "
             f"({result.windows} windows of {result.text})"
+        )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import benchmark
+
+    speed = benchmark(Path(args.model), args.prompt_tokens, args.gen_tokens, args.repeats, args.ep)
+    if args.json:
+        _print_json(speed.to_dict())
+    else:
+        print(
+            f"prompt {speed.prompt_tokens_per_second:,.0f} tok/s, generation {speed.generation_tokens_per_second:,.1f} "
+            f"tok/s, first token {speed.time_to_first_token_seconds * 1000:.1f} ms, "
+            f"peak memory {speed.peak_memory_bytes / 2**20:,.0f} MB (median of {speed.repeats})"
         )
     return 0
 

@@ -71,3 +71,17 @@ def test_eval_reports_the_demo_models_perplexity_and_int4_costs_little(tmp_path)
     assert json.loads(result.stdout)["perplexity"] == pytest.approx(int4.perplexity)
     binary = run_main("eval", str(tmp_path / "int4"), "--text", str(tmp_path / "fp32" / "model.onnx"))
     assert binary.returncode == 2 and binary.stderr.startswith("error: ") and "not UTF-8 text" in binary.stderr
+
+
+def test_bench_measures_speed_after_a_warm_up(tmp_path):
+    assert run_main("convert", "demo", "-o", str(tmp_path / "m"), "--preset", "int4", "--ep", "cpu").returncode == 0
+    result = run_main(
+        "bench", str(tmp_path / "m"), "--prompt-tokens", "64", "--gen-tokens", "16", "--repeats", "2", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    speed = json.loads(result.stdout)
+    assert speed["generated_tokens"] == 16 and speed["repeats"] == 2
+    assert speed["prompt_tokens_per_second"] > 0 and speed["generation_tokens_per_second"] > 0
+    assert 0 < speed["time_to_first_token_seconds"] and speed["peak_memory_bytes"] > 0
+    too_long = run_main("bench", str(tmp_path / "m"), "--prompt-tokens", "600")
+    assert too_long.returncode == 2 and "exceed the model's context" in too_long.stderr

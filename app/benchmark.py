@@ -1,0 +1,71 @@
+"""Speed of a converted model, measured as onnxruntime-genai's own benchmark script does: a warm-up run,
+then repeats of a fixed prompt length and generation length, reporting medians."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .chat import context_length, load_genai, load_model
+from .errors import InputError
+from .manifest import peak_memory_bytes
+
+
+@dataclass
+class Speed:
+    prompt_tokens: int
+    generated_tokens: int
+    repeats: int
+    prompt_tokens_per_second: float
+    generation_tokens_per_second: float
+    time_to_first_token_seconds: float
+    peak_memory_bytes: int
+    ep: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def benchmark(
+    model_dir: Path, prompt_tokens: int = 128, gen_tokens: int = 64, repeats: int = 5, ep: str | None = None
+) -> Speed:
+    og = load_genai()
+    model, tokenizer = load_model(Path(model_dir), ep)
+    if prompt_tokens + gen_tokens > context_length(model_dir):
+        raise InputError(
+            f"{prompt_tokens} prompt + {gen_tokens} generated tokens exceed the model's context of "
+            f"{context_length(model_dir)}; ask for fewer."
+        )
+    # Any token ids do for timing; use the tokenizer's own so the ids are valid for this vocabulary.
+    seed = list(tokenizer.encode("Tom goes to the park. He sees a big dog. ")) or [0]
+    prompt = (seed * (prompt_tokens // len(seed) + 1))[:prompt_tokens]
+    runs = [_one_run(og, model, prompt, gen_tokens) for _ in range(repeats + 1)][1:]  # the first one warms up
+    first_tokens = [first for first, _ in runs]
+    per_token = [rest / max(gen_tokens - 1, 1) for _, rest in runs]
+    return Speed(
+        prompt_tokens=prompt_tokens,
+        generated_tokens=gen_tokens,
+        repeats=repeats,
+        prompt_tokens_per_second=prompt_tokens / statistics.median(first_tokens),
+        generation_tokens_per_second=1 / statistics.median(per_token),
+        time_to_first_token_seconds=statistics.median(first_tokens),
+        peak_memory_bytes=peak_memory_bytes(),
+        ep=ep or "as built",
+    )
+
+
+def _one_run(og: Any, model: Any, prompt: list[int], gen_tokens: int) -> tuple[float, float]:
+    """(seconds to the first new token, seconds for the rest)."""
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(prompt) + gen_tokens, min_length=len(prompt) + gen_tokens, do_sample=False)
+    generator = og.Generator(model, params)
+    started = time.perf_counter()
+    generator.append_tokens(prompt)
+    generator.generate_next_token()
+    first = time.perf_counter() - started
+    while not generator.is_done():
+        generator.generate_next_token()
+    return first, time.perf_counter() - started - first
