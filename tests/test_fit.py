@@ -9,7 +9,8 @@ import pytest
 from app.checkpoints import inspect_checkpoint
 from app.convert import GIB, disk_needed, estimate_needs
 from app.fit import expected_size, fit_verdict, gpu_for, is_modern_nvidia, kv_cache_bytes, recommended
-from app.hardware import Gpu, HardwareReport, RecordedProbes, probe_hardware
+from app.hardware import Gpu, HardwareReport, probe_hardware
+from app.hardware_probes import RecordedProbes
 from app.paths import demo_checkpoint
 from app.presets import resolve
 from tests.conftest import ROOT

@@ -11,17 +11,10 @@ from typing import Any
 
 import pytest
 
-from app import hardware
-from app.hardware import (
-    HardwareReport,
-    LiveProbes,
-    RecordedProbes,
-    enumerate_dxgi_adapters,
-    fold,
-    format_report,
-    probe_hardware,
-    record_probes,
-)
+from app import dxgi, hardware, hardware_probes
+from app.dxgi import enumerate_dxgi_adapters
+from app.hardware import HardwareReport, fold, format_report, probe_hardware
+from app.hardware_probes import LiveProbes, RecordedProbes, record_probes
 
 DATA = Path(__file__).parent / "data" / "hardware"
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +56,7 @@ def test_importing_hardware_loads_no_heavy_module() -> None:
 
 @pytest.fixture(scope="module")
 def live_answers() -> dict[str, dict[str, Any]]:
-    return hardware.ask_probes(LiveProbes())
+    return hardware_probes.ask_probes(LiveProbes())
 
 
 def test_live_probes_on_this_gpu_less_linux_machine(live_answers: dict[str, dict[str, Any]]) -> None:
@@ -88,7 +81,7 @@ def test_live_probes_on_this_gpu_less_linux_machine(live_answers: dict[str, dict
 
 def test_live_answers_have_the_recorded_shape(live_answers: dict[str, dict[str, Any]]) -> None:
     recorded = recording("linux_no_gpu.json")["probes"]
-    for name in hardware.PROBE_NAMES:
+    for name in hardware_probes.PROBE_NAMES:
         assert set(live_answers[name]) == set(recorded[name]), name
     assert live_answers["packages"]["distributions"]["onnxruntime"]
 
@@ -176,7 +169,7 @@ def test_recorded_machine_folds_as_expected(name: str) -> None:
 @pytest.mark.parametrize("path", RECORDINGS, ids=lambda path: path.name)
 def test_recordings_say_where_they_came_from(path: Path) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
-    assert data["format"] == hardware.RECORD_FORMAT
+    assert data["format"] == hardware_probes.RECORD_FORMAT
     captured = path.name in CAPTURED
     assert ("Captured by LiveProbes" in data["note"]) == captured
     assert ("Not captured from a real machine" in data["note"]) == (not captured)
@@ -375,7 +368,7 @@ def test_a_raising_probe_does_not_break_the_report() -> None:
 
 def test_every_probe_raising_still_gives_a_report() -> None:
     report = probe_hardware(AllBroken())  # type: ignore[arg-type]
-    assert set(report.probe_notes) == set(hardware.PROBE_NAMES)
+    assert set(report.probe_notes) == set(hardware_probes.PROBE_NAMES)
     assert report.system.os == "unknown"
     assert usable(report) == {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False}
     assert json.loads(json.dumps(report.to_dict())) == report.to_dict()
@@ -398,13 +391,13 @@ def test_to_dict_round_trips_through_json(path: Path) -> None:
 def test_record_probes_replays_to_the_same_report(tmp_path: Path) -> None:
     source = RecordedProbes(DATA / "windows11_hybrid_laptop_rtx3060.json")
     written = record_probes(tmp_path / "machine.json", source)
-    assert written["format"] == hardware.RECORD_FORMAT
+    assert written["format"] == hardware_probes.RECORD_FORMAT
     assert probe_hardware(RecordedProbes(tmp_path / "machine.json")) == probe_hardware(source)
 
 
 def test_recorded_probes_accept_a_dict_and_miss_softly() -> None:
     report = probe_hardware(RecordedProbes({"probes": {}}))
-    assert set(report.probe_notes) == set(hardware.PROBE_NAMES)
+    assert set(report.probe_notes) == set(hardware_probes.PROBE_NAMES)
     assert "has no nvml answer" in report.probe_notes["nvml"]
 
 
@@ -440,7 +433,7 @@ def fake_adapter(
     description: str, vendor_id: int, device_id: int, dedicated: int, luid_low: int, flags: int, released: list[str]
 ) -> FakeComObject:
     def get_desc1(this: int, desc_pointer: Any) -> int:
-        desc = ctypes.cast(desc_pointer, ctypes.POINTER(hardware._AdapterDesc1)).contents
+        desc = ctypes.cast(desc_pointer, ctypes.POINTER(dxgi._AdapterDesc1)).contents
         encoded = description.encode("utf-16-le")
         ctypes.memmove(ctypes.addressof(desc.Description), encoded, len(encoded))
         desc.VendorId, desc.DeviceId, desc.DedicatedVideoMemory = vendor_id, device_id, dedicated
@@ -464,7 +457,7 @@ def fake_adapter(
 
 @pytest.mark.skipif(not pointer_size_is_64_bits, reason="DXGI_ADAPTER_DESC1's layout below is the 64-bit one")
 def test_adapter_desc1_has_the_windows_x64_layout() -> None:
-    desc = hardware._AdapterDesc1
+    desc = dxgi._AdapterDesc1
     assert ctypes.sizeof(desc) == 312
     offsets = {name: getattr(desc, name).offset for name, _ in desc._fields_}
     assert offsets == {

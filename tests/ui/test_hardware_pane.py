@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from app.hardware import HardwareReport, RecordedProbes, probe_hardware
+from app.hardware import HardwareReport, probe_hardware
+from app.hardware_probes import RecordedProbes
 from tests.conftest import ROOT
 from ui import hardware as hardware_module
 from ui.hardware import HardwarePane, HardwareProbe, status_summary

@@ -11,7 +11,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from app.hardware import RecordedProbes, probe_hardware
+from app.hardware import probe_hardware
+from app.hardware_probes import RecordedProbes
 from app.paths import demo_checkpoint
 from ui.main_window import MainWindow
 

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit
 
 from app.checkpoints import inspect_checkpoint
 from app.convert import ConvertRequest
-from app.hardware import RecordedProbes, probe_hardware
+from app.hardware import probe_hardware
+from app.hardware_probes import RecordedProbes
 from app.paths import demo_checkpoint, models_dir
 from app.presets import PRESETS, settable_options
 from tests.conftest import ROOT
