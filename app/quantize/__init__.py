@@ -167,8 +167,11 @@ def plan_quantization(request: QuantizeRequest) -> QuantizeRequest:
     from ..convert import check_output
 
     input_path = Path(request.input).expanduser().resolve()
-    parse_options(request.algo, request.overrides)
+    options = parse_options(request.algo, request.overrides)
     check_input(request.algo, input_path)
+    module = backend(request.algo)
+    if hasattr(module, "check"):
+        module.check(input_path, request.algo, options)
     source = input_path if input_path.is_dir() else input_path.parent
     check_output(Path(request.output).expanduser().resolve(), source, request.overwrite)
     return request
@@ -202,7 +205,12 @@ def run_quantization(spec: dict[str, Any], emit: Emit) -> dict[str, Any]:
         built.mkdir()
         details = backend(request.algo).run(input_path, built, request.algo, options, emit, root / "work") or {}
         emit(Progress(96, "checking", "measuring size and quality against the input"))
-        quality = compare_quality(input_path, built, request.algo) if request.evaluate else {"verdict": "not measured"}
+        if not request.evaluate:
+            quality = {"verdict": "not measured"}
+        elif "variants" in details:
+            quality = {"verdict": "measured per variant", "variants": details["variants"]}
+        else:
+            quality = compare_quality(input_path, built)
         record = {
             "format": 1,
             "kind": "quantization",
@@ -233,7 +241,7 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name != "forge.json")
 
 
-def compare_quality(input_path: Path, output: Path, algo: str) -> dict[str, Any]:
+def compare_quality(input_path: Path, output: Path) -> dict[str, Any]:
     """Size against the input and, for GenAI models, perplexity against the input on the held-out text."""
     from ..evaluate import perplexity
 
