@@ -251,6 +251,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
     algo = args.algo or "variants"
     overrides = parse_sets(args.set)
+    for key in ("calibration_data", "calibration_text"):
+        # The worker may run elsewhere than this folder: a relative file path is made absolute here.
+        if key in overrides and Path(overrides[key]).is_file():
+            overrides[key] = str(Path(overrides[key]).resolve())
     if args.variants:
         overrides["variants"] = args.variants
     if args.options:

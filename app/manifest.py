@@ -22,6 +22,8 @@ _VERSIONED = (
     "onnxruntime-directml",
     "onnxruntime-gpu",
     "torch",
+    "nvidia-modelopt",
+    "amd-quark",
     "transformers",
     "onnx",
 )
