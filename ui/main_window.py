@@ -22,6 +22,7 @@ from ui.browser import BrowserPane
 from ui.hardware import HardwarePane, HardwareProbe, status_summary
 from ui.jobs import JobsPane
 from ui.presets import PresetPane
+from ui.quantize import QuantizePane
 from ui.settings import Settings
 from ui.widgets.error_dialog import show_error
 
@@ -40,10 +41,12 @@ class MainWindow(QMainWindow):
 
         self.browser = BrowserPane()
         self.presets = PresetPane()
+        self.quantize = QuantizePane()
         self.jobs = JobsPane()
         self.hardware = HardwarePane()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.presets, "Convert")
+        self.tabs.addTab(self.quantize, "Quantize")
         self.tabs.addTab(self.jobs, "Jobs")
         self.tabs.addTab(self.hardware, "Hardware")
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -57,6 +60,7 @@ class MainWindow(QMainWindow):
 
         self.browser.selection_changed.connect(self._on_selection)
         self.presets.convert_requested.connect(self._on_convert_requested)
+        self.quantize.quantize_requested.connect(self._on_quantize_requested)
         self.jobs.job_finished.connect(self._on_job_finished)
         self.hardware.gpu_chosen.connect(self._on_gpu_chosen)
         self._build_menus()
@@ -77,7 +81,7 @@ class MainWindow(QMainWindow):
         self._action(jobs_menu, "&Convert", QKeySequence("Ctrl+Return"), self.presets.request_convert)
         self._action(jobs_menu, "Cancel &all", QKeySequence("Ctrl+Shift+X"), self.jobs.cancel_all)
         view_menu = self.menuBar().addMenu("&View")
-        for index, name in enumerate(("Convert", "Jobs", "Hardware")):
+        for index, name in enumerate(("Convert", "Quantize", "Jobs", "Hardware")):
             self._action(
                 view_menu, name, QKeySequence(f"Ctrl+{index + 1}"), lambda index=index: self.tabs.setCurrentIndex(index)
             )
@@ -122,6 +126,10 @@ class MainWindow(QMainWindow):
             self.presets.set_checkpoint(CheckpointInfo(**entry.info), entry.name)
         else:
             self.presets.set_checkpoint(None, "")
+        usable = entry is not None and entry.kind in ("checkpoint", "onnx")
+        self.quantize.set_model(
+            entry.path if usable else "", entry.name if usable else "", entry.kind if usable else ""
+        )
 
     def _on_convert_requested(self, requests: list) -> None:
         from app.convert import plan_conversion
@@ -136,6 +144,10 @@ class MainWindow(QMainWindow):
             for warning in plan.warnings:
                 self.statusBar().showMessage(warning, 10000)
             self.jobs.enqueue(plan)
+        self.tabs.setCurrentWidget(self.jobs)
+
+    def _on_quantize_requested(self, request) -> None:
+        self.jobs.enqueue_quantization(request)
         self.tabs.setCurrentWidget(self.jobs)
 
     def _on_job_finished(self, job_id: str, state: str, output: str) -> None:

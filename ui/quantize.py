@@ -1,0 +1,159 @@
+"""The Quantization tab: pick an algorithm for the selected model, set its options, queue the job.
+
+Algorithms and options come from app.quantize's one table; this pane only turns them into widgets.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import ForgeError
+from app.paths import default_output
+from app.quantize import ALGORITHMS, INPUT_KIND, QuantizeRequest, options_for, plan_quantization
+
+_BACKEND_NAMES = {"modelopt": "NVIDIA ModelOpt", "ort": "ONNX Runtime", "quark": "AMD Quark"}
+# Which library kinds (app.library) each backend's input kind accepts.
+_ACCEPTS = {"genai": {"onnx"}, "onnx": {"onnx"}, "checkpoint": {"checkpoint"}}
+
+
+class QuantizePane(QWidget):
+    quantize_requested = Signal(object)
+    """A QuantizeRequest that passed app.quantize.plan_quantization."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._entry_kind = ""
+        self._input = ""
+        self._name = ""
+        self._editors: dict[str, QWidget] = {}
+        self.input_label = QLabel("Select an ONNX model (or a checkpoint, for Quark) on the left.")
+        self.algo_combo = QComboBox()
+        self.algo_combo.currentIndexChanged.connect(self._on_algo_changed)
+        self.options_form = QFormLayout()
+        options_widget = QWidget()
+        options_widget.setLayout(self.options_form)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(options_widget)
+        self.output_edit = QLineEdit()
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.quantize_button = QPushButton("Quantize")
+        self.quantize_button.clicked.connect(self.request_quantize)
+        algo_row = QHBoxLayout()
+        algo_row.addWidget(QLabel("Algorithm:"))
+        algo_row.addWidget(self.algo_combo, 1)
+        output_row = QHBoxLayout()
+        output_row.addWidget(QLabel("Output folder:"))
+        output_row.addWidget(self.output_edit, 1)
+        output_row.addWidget(self.quantize_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.input_label)
+        layout.addLayout(algo_row)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.message)
+        layout.addLayout(output_row)
+        self._fill_algorithms()
+
+    def set_model(self, path: str, name: str, kind: str) -> None:
+        """The library entry to quantize: kind is 'onnx' or 'checkpoint' (anything else disables the pane)."""
+        self._input, self._name, self._entry_kind = path, name, kind
+        self.input_label.setText(f"Input: {name} ({path})" if path else "Select a model on the left.")
+        self._fill_algorithms()
+
+    def selected_algo(self) -> str:
+        return self.algo_combo.currentData() or ""
+
+    def set_algo(self, algo: str) -> None:
+        index = self.algo_combo.findData(algo)
+        if index >= 0:
+            self.algo_combo.setCurrentIndex(index)
+
+    def _fill_algorithms(self) -> None:
+        previous = self.selected_algo()
+        self.algo_combo.blockSignals(True)
+        self.algo_combo.clear()
+        for algo, module in ALGORITHMS.items():
+            if not self._entry_kind or self._entry_kind in _ACCEPTS[INPUT_KIND[module]]:
+                self.algo_combo.addItem(f"{algo} ({_BACKEND_NAMES[module]})", algo)
+        self.algo_combo.blockSignals(False)
+        self.set_algo(previous)
+        self._on_algo_changed()
+
+    def _on_algo_changed(self, _index: int = 0) -> None:
+        while self.options_form.rowCount():
+            self.options_form.removeRow(0)
+        self._editors = {}
+        algo = self.selected_algo()
+        enabled = bool(algo and self._input)
+        self.quantize_button.setEnabled(enabled)
+        if not algo:
+            return
+        for option in options_for(algo):
+            editor = _editor_for(option)
+            editor.setToolTip(option.help)
+            self._editors[option.name] = editor
+            self.options_form.addRow(option.name, editor)
+        if self._name:
+            self.output_edit.setText(str(default_output(self._name, algo)))
+
+    def overrides(self) -> dict[str, str]:
+        """Only the options changed from their defaults, as --set strings."""
+        changed = {}
+        for option in options_for(self.selected_algo()):
+            text = _value_of(self._editors[option.name])
+            if text != _text(option.default):
+                changed[option.name] = text
+        return changed
+
+    def request_quantize(self) -> None:
+        request = QuantizeRequest(self._input, self.output_edit.text().strip(), self.selected_algo(), self.overrides())
+        try:
+            plan_quantization(request)
+        except ForgeError as error:
+            self.message.setText(str(error))
+            return
+        self.message.setText("")
+        self.quantize_requested.emit(request)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return "" if value is None else str(value)
+
+
+def _editor_for(option) -> QWidget:
+    if option.kind == "bool":
+        box = QCheckBox()
+        box.setChecked(bool(option.default))
+        return box
+    if option.choices:
+        combo = QComboBox()
+        combo.addItems(list(option.choices))
+        combo.setCurrentText(_text(option.default))
+        return combo
+    edit = QLineEdit(_text(option.default))
+    return edit
+
+
+def _value_of(editor: QWidget) -> str:
+    if isinstance(editor, QCheckBox):
+        return "true" if editor.isChecked() else "false"
+    if isinstance(editor, QComboBox):
+        return editor.currentText()
+    return editor.text().strip()
