@@ -51,6 +51,8 @@ def main() -> int:
 
     window.tabs.setCurrentWidget(window.presets)
     save("convert")
+    finished: list[tuple] = []
+    window.jobs.job_finished.connect(lambda *args: finished.append(args))
     window.presets.tick_presets(["int4"])
     window.presets.request_convert()
     wait_for(window.jobs.job_finished, 180000)
@@ -60,6 +62,10 @@ def main() -> int:
     save("jobs")
     window.tabs.setCurrentWidget(window.hardware)
     save("hardware")
+    window.browser.select_path(finished[0][2])  # the converted model: (job id, state, output)
+    window.quantize.set_algo("q4")
+    window.tabs.setCurrentWidget(window.quantize)
+    save("quantize")
     window.close()
     window.deleteLater()  # see ui/app.py: tear down while Qt is whole
     app.processEvents()
