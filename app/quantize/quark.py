@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
 import logging
 import os
 import re
@@ -79,10 +80,12 @@ _LOADED, _AWQ_DONE, _EXPORTED, _BUILT = 5.0, 55.0, 60.0, 95.0
 # Wall-time model of the job on the CPU, measured on 2 cores (see estimate_seconds).
 _IMPORT_SECONDS = 45.0
 _AWQ_SECONDS_PER_WEIGHT = 1.1e-5
-_AWQ_SECONDS_PER_WEIGHT_TOKEN = 1.2e-12
-_AWQ_SECONDS_PER_TOKEN = 1.1e-3
+_AWQ_SECONDS_PER_WEIGHT_TOKEN = 1.03e-9
+_AWQ_SECONDS_PER_TOKEN = 1.24e-3
 _BUILD_SECONDS_PER_PARAMETER = 2e-7
 _RECOMMEND_GPU_SECONDS = 30 * 60
+_DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+_WORKER_BASE_BYTES = 1024**3  # Python, torch, transformers, Quark, onnxruntime and the builder: ~0.6 GB
 
 Emit = Callable[[Message], None]
 
@@ -135,10 +138,11 @@ def choose_group_size(config: dict[str, Any], requested: str) -> int:
         return fitting[0]
     size = int(requested)
     if size not in fitting:
-        misfits = ", ".join(f"{name} {width}" for name, width in sizes.items() if width % size)
+        misfits = [f"{name} {width}" for name, width in sizes.items() if width % size]
+        verb = "is not a multiple" if len(misfits) == 1 else "are not multiples"
         instead = f"use {' or '.join(map(str, fitting))}, or auto" if fitting else "no group size fits this model"
         raise InputError(
-            f"group size {size} does not divide every quantized layer's input size ({misfits} is not a multiple "
+            f"group size {size} does not divide every quantized layer's input size ({', '.join(misfits)} {verb} "
             f"of {size}); {instead}."
         )
     return size
@@ -193,9 +197,9 @@ def plan(input_dir: Path, options: dict[str, Any]) -> Plan:
     return Plan(info, config, settings, build_options(settings))
 
 
-def check(input_dir: Path, options: dict[str, Any]) -> None:
-    """Refuse, before the job starts, what the job would refuse (for plan_quantization)."""
-    plan(input_dir, options)
+def check(input_path: Path, algo: str, options: dict[str, Any]) -> None:
+    """Refuse, before the job starts, what the job would refuse (plan_quantization calls it)."""
+    plan(input_path, options)
 
 
 def build_options(settings: Settings) -> Any:
@@ -244,9 +248,12 @@ def run(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     job = plan(input_dir, options)
+    for warning in check_resources(job, Path(output_dir)):
+        emit(Log(f"warning: {warning}"))
     announce(job, emit)
     exported = Path(work_dir) / "quark"
     quantize_checkpoint(Path(job.info.path), exported, job.settings, emit)
+    gc.collect()  # Quark's model (hooks make reference cycles) goes before the builder loads the export
     quark_seconds = time.perf_counter() - started
     emit(Log(f"Stage 2 of 2: the model builder: -i <Quark's export> {' '.join(job.build.builder_flags())}"))
     build(exported, Path(output_dir), Path(work_dir) / "cache", job.build, job.info.num_layers, emit)
@@ -258,6 +265,19 @@ def run(
         "quark_seconds": round(quark_seconds, 1),
         "build_seconds": round(time.perf_counter() - started - quark_seconds, 1),
     }
+
+
+def check_resources(job: Plan, output_dir: Path) -> list[str]:
+    """Refuse a job the disk cannot hold (Quark's export and the built model), warn when memory looks short.
+
+    Quark holds the model in its data type plus a working copy of each layer and its activations; the builder
+    then holds Quark's export and the ONNX graph, as a conversion does.
+    """
+    from .. import convert
+
+    output_bytes, build_peak = convert.estimate_needs(job.info, job.build)
+    quark_peak = _WORKER_BASE_BYTES + 2 * job.info.parameters * _DTYPE_BYTES[job.settings.data_type]
+    return convert.check_resources(output_dir, 2 * output_bytes, max(build_peak, quark_peak))
 
 
 def announce(job: Plan, emit: Emit) -> None:
