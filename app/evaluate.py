@@ -57,7 +57,7 @@ def perplexity(
     total_nll, scored, windows = 0.0, 0, 0
     for line in lines:
         tokens = ([bos] if bos is not None else []) + list(tokenizer.encode(line))
-        tokens = tokens[:window]
+        tokens = tokens[: window - 1]  # the generator's max_length (len + 1) must stay within the context
         if len(tokens) < 2:
             continue
         params = og.GeneratorParams(model)
