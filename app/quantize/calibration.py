@@ -36,6 +36,12 @@ _FLOAT_TYPES = {1: "float32", 10: "float16"}
 _BFLOAT16 = 16
 
 
+DATA_HELP = (
+    "bundled (generated prose, works offline), cnn_dailymail or pile-val (Hugging Face Hub, needs internet "
+    "and the datasets package), or the path of a UTF-8 text file"
+)
+
+
 def bundled_text() -> Path:
     """Generated prose shipped with the studio (no copied corpus), so calibration works offline."""
     return resources_dir() / "text" / "calibration.txt"

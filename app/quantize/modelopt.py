@@ -45,8 +45,7 @@ OPTIONS: list[QuantOption] = [
         "calibration_data",
         "text",
         calib.BUNDLED,
-        "bundled (generated prose, works offline), cnn_dailymail or pile-val (Hugging Face Hub, needs internet "
-        "and the datasets package), or the path of a UTF-8 text file",
+        calib.DATA_HELP,
         (),
         AWQ,
     ),

@@ -60,8 +60,7 @@ OPTIONS: list[QuantOption] = [
         "calibration_data",
         "text",
         calib.BUNDLED,
-        "bundled (generated prose, works offline), cnn_dailymail or pile-val (Hugging Face Hub, needs internet "
-        "and the datasets package), or the path of a UTF-8 text file",
+        calib.DATA_HELP,
     ),
     QuantOption("calib_size", "int", 32, "calibration samples; AWQ time grows with samples x length"),
     QuantOption("calib_seq_len", "int", 256, "tokens in every calibration sample"),
