@@ -1,4 +1,5 @@
-"""Calibration data for ModelOpt's AWQ: a text, cut into samples of equal token length, fed as the model's real inputs.
+"""Calibration data for ModelOpt's AWQ, onnxruntime's static quantizers and Quark: a text, cut into samples of
+equal token length, fed as the model's real inputs.
 
 What the decoder takes is read from its ONNX graph and genai_config.json (input_ids, attention_mask, position_ids
 when the build has them, an empty past key/value of the graph's dtype and head shape for every layer), never
@@ -127,7 +128,7 @@ def read_model_inputs(graph: Any, genai_config: dict[str, Any]) -> ModelInputs:
     input_ids = role("input_ids", "input_ids")
     if input_ids is None:
         raise InputError(
-            "the model takes no input_ids (an embeddings-input build); ModelOpt calibration feeds token ids, "
+            "the model takes no input_ids (an embeddings-input build); calibration feeds token ids, "
             "so quantize a text-only build."
         )
     inputs = ModelInputs(input_ids, _int_dtype(input_ids, declared[input_ids].elem_type))
@@ -145,7 +146,7 @@ def read_model_inputs(graph: Any, genai_config: dict[str, Any]) -> ModelInputs:
     unknown = [name for name in declared if name not in inputs.names]
     if unknown:
         raise InputError(
-            f"the model takes inputs ModelOpt calibration cannot fill ({', '.join(unknown[:4])}); "
+            f"the model takes inputs calibration cannot fill ({', '.join(unknown[:4])}); "
             "quantize a plain decoder build from the model builder."
         )
     return inputs
@@ -202,7 +203,9 @@ def read_calibration_file(path: Path) -> str:
         raise InputError(f"{path} is not a text file (it is not UTF-8); give plain prose for calibration.") from None
     controls = sum(1 for char in text if ord(char) < 32 and char not in "\n\r\t\f")
     if "\x00" in text or controls > len(text) // 100:
-        raise InputError(f"{path} is not a text file (it holds binary data); give plain prose for calibration.")
+        raise InputError(
+            f"{path} is not a text file (it holds NUL or other control bytes); give plain prose for calibration."
+        )
     return text
 
 

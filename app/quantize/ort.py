@@ -26,6 +26,7 @@ from typing import Any
 from ..errors import InputError, ModelLoadError, OutputError
 from ..jobs.protocol import Log, Progress
 from . import Emit, QuantOption, copy_genai_folder, find_onnx_model, is_quantized
+from . import calibration as calib
 
 STATIC = ("s8s8", "s8u8", "u8u8")
 # (weight type, activation type) of each static algorithm: seed 004 names the weights first.
@@ -285,32 +286,20 @@ def check_block_size(source: Source, graph: Any, options: dict[str, Any]) -> Non
 
 
 def calibration_samples(source: Source, options: dict[str, Any]) -> list[list[int]]:
-    """Equal-length token windows of the calibration text, each BOS + (calibration_length - 1) tokens of running
-    text: the histogram calibrators (entropy, percentile) stack their batches, so every sample has one shape.
-    A text shorter than one window gives one shorter sample."""
-    from ..evaluate import read_text
-    from ..paths import resources_dir
-
-    path = Path(options.get("calibration_text") or resources_dir() / "text" / "calibration.txt").expanduser()
-    text = read_text(path)
-    if "\x00" in text:
-        raise InputError(f"{path} is not text (it holds NUL bytes); give a plain UTF-8 text file.")
-    tokenizer_path = source.folder / "tokenizer.json"
-    if not tokenizer_path.is_file():
-        raise InputError(f"{source.folder} has no tokenizer.json to read the calibration text with.")
-    from tokenizers import Tokenizer
-
-    paragraphs = "\n".join(line.strip() for line in text.splitlines() if line.strip())
-    ids = Tokenizer.from_file(str(tokenizer_path)).encode(paragraphs, add_special_tokens=False).ids
+    """calibration_size windows of exactly calibration_length tokens (BOS first) spread over the calibration text,
+    the same samples ModelOpt calibrates on: the histogram calibrators (entropy, percentile) stack their batches,
+    so every sample has one shape."""
+    path = Path(options.get("calibration_text") or calib.bundled_text()).expanduser()
+    text = calib.read_calibration_file(path)
     bos = (source.genai or {}).get("model", {}).get("bos_token_id")
-    prefix = [bos] if isinstance(bos, int) else []
-    body = options.get("calibration_length", 128) - len(prefix)
-    windows = [prefix + ids[start : start + body] for start in range(0, len(ids) - body + 1, body)]
-    if not windows and len(prefix) + len(ids) >= 2:
-        windows = [prefix + ids]
-    if not windows:
-        raise InputError(f"{path} gave fewer than two tokens to calibrate with; give a few sentences of text.")
-    return windows[: options.get("calibration_size", 32)]
+    samples = calib.make_samples(
+        text,
+        calib.load_encoder(source.folder),
+        options.get("calibration_size", 32),
+        options.get("calibration_length", 128),
+        bos if isinstance(bos, int) else None,
+    )
+    return samples.tokens
 
 
 def graph_inputs(model_path: Path) -> list[Any]:
@@ -321,38 +310,11 @@ def graph_inputs(model_path: Path) -> list[Any]:
     return [value for value in graph.input if value.name not in initializers]
 
 
-def genai_feed(source: Source, inputs: list[Any], tokens: list[int]) -> dict[str, Any]:
-    """One prompt-phase feed with the model's real inputs: ids, mask, positions, and an empty KV cache whose dtype
-    and head shape come from the graph (genai_config where the graph leaves a dimension symbolic)."""
-    import numpy as np
-    from onnx.helper import tensor_dtype_to_np_dtype
+def genai_inputs(source: Source) -> calib.ModelInputs:
+    """The decoder's real inputs (ids, mask, positions, an empty KV cache of the graph's dtype and head shape)."""
+    import onnx
 
-    decoder = source.genai["model"]["decoder"]
-    names = decoder.get("inputs", {})
-    roles = {
-        names.get("input_ids", "input_ids"): "ids",
-        names.get("attention_mask", "attention_mask"): "mask",
-        names.get("position_ids", "position_ids"): "positions",
-    }
-    cache = cache_patterns(source.genai)
-    symbolic = {0: 1, 1: decoder.get("num_key_value_heads", 1), 2: 0, 3: decoder.get("head_size", 1)}
-    feed = {}
-    for value in inputs:
-        dtype = tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-        role = roles.get(value.name)
-        if role == "ids":
-            feed[value.name] = np.array([tokens], dtype=dtype)
-        elif role == "mask":
-            feed[value.name] = np.ones((1, len(tokens)), dtype=dtype)
-        elif role == "positions":
-            feed[value.name] = np.arange(len(tokens), dtype=dtype)[None, :]
-        elif any(pattern.fullmatch(value.name) for pattern in cache):
-            dims = value.type.tensor_type.shape.dim
-            shape = [dim.dim_value if dim.dim_value > 0 else symbolic.get(i, 1) for i, dim in enumerate(dims)]
-            feed[value.name] = np.zeros(shape, dtype=dtype)
-        else:
-            raise InputError(f"{source.model.name} has an input '{value.name}' that calibration cannot fill.")
-    return feed
+    return calib.read_model_inputs(onnx.load(str(source.model), load_external_data=False).graph, source.genai)
 
 
 def cache_patterns(config: dict[str, Any]) -> list[re.Pattern[str]]:
@@ -413,15 +375,15 @@ class Feeds:
 def calibration_feeds(source: Source, options: dict[str, Any], emit: Emit) -> tuple[Feeds, dict[str, Any]]:
     import numpy as np
 
-    inputs = graph_inputs(source.model)
     if source.genai is not None:
         samples = calibration_samples(source, options)
         text = options["calibration_text"] or "the bundled calibration text"
         emit(Log(f"calibrating on {len(samples)} windows of {len(samples[0])} tokens of {text}"))
         info = {"data": str(text), "samples": len(samples), "tokens": sum(map(len, samples))}
-        return Feeds([genai_feed(source, inputs, tokens) for tokens in samples], emit), info
+        inputs = genai_inputs(source)
+        return Feeds([inputs.feeds(tokens) for tokens in samples], emit), info
     rng = np.random.default_rng(options["seed"])
-    feeds = [random_feed(inputs, rng) for _ in range(options["calibration_size"])]
+    feeds = [random_feed(graph_inputs(source.model), rng) for _ in range(options["calibration_size"])]
     emit(
         Log(
             f"no genai_config.json: calibrating on {len(feeds)} seeded random inputs (seed {options['seed']}) in the "
@@ -607,14 +569,13 @@ def check_feed(source: Source, options: dict[str, Any]) -> dict[str, Any]:
     """The inputs every output is run with: a real paragraph for GenAI models, seeded random values otherwise."""
     import numpy as np
 
-    inputs = graph_inputs(source.model)
     if source.genai is not None:
         try:
             tokens = calibration_samples(source, {**options, "calibration_size": 1, "calibration_length": 64})[0]
-        except InputError:  # no tokenizer.json: any token ids check that the model runs
+        except InputError:  # a text or tokenizer that gives no window: any token ids check that the model runs
             tokens = list(range(1, 17))
-        return genai_feed(source, inputs, tokens)
-    return random_feed(inputs, np.random.default_rng(options.get("seed", 0)))
+        return genai_inputs(source).feeds(tokens)
+    return random_feed(graph_inputs(source.model), np.random.default_rng(options.get("seed", 0)))
 
 
 def run_session(path: Path, feed: dict[str, Any]) -> Any:
