@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -21,7 +20,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import ForgeError
 from app.paths import default_output
-from app.quantize import ALGORITHMS, INPUT_KIND, QuantizeRequest, options_for, plan_quantization
+from app.quantize import ALGORITHMS, INPUT_KIND, QuantizeRequest, QuantOption, options_for, plan_quantization
+from ui.widgets.fields import BoolField, ChoiceField, Field, TextField
 
 _BACKEND_NAMES = {"modelopt": "NVIDIA ModelOpt", "ort": "ONNX Runtime", "quark": "AMD Quark"}
 # Which library kinds (app.library) each backend's input kind accepts.
@@ -37,7 +37,7 @@ class QuantizePane(QWidget):
         self._entry_kind = ""
         self._input = ""
         self._name = ""
-        self._editors: dict[str, QWidget] = {}
+        self._editors: dict[str, Field] = {}
         self.input_label = QLabel("Select an ONNX model (or a checkpoint, for Quark) on the left.")
         self.algo_combo = QComboBox()
         self.algo_combo.currentIndexChanged.connect(self._on_algo_changed)
@@ -111,12 +111,8 @@ class QuantizePane(QWidget):
 
     def overrides(self) -> dict[str, str]:
         """Only the options changed from their defaults, as --set strings."""
-        changed = {}
-        for option in options_for(self.selected_algo()):
-            text = _value_of(self._editors[option.name])
-            if text != _text(option.default):
-                changed[option.name] = text
-        return changed
+        values = {name: editor.value() for name, editor in self._editors.items()}
+        return {name: value for name, value in values.items() if value is not None}
 
     def request_quantize(self) -> None:
         request = QuantizeRequest(self._input, self.output_edit.text().strip(), self.selected_algo(), self.overrides())
@@ -137,23 +133,9 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _editor_for(option) -> QWidget:
+def _editor_for(option: QuantOption) -> Field:
     if option.kind == "bool":
-        box = QCheckBox()
-        box.setChecked(bool(option.default))
-        return box
+        return BoolField(bool(option.default))
     if option.choices:
-        combo = QComboBox()
-        combo.addItems(list(option.choices))
-        combo.setCurrentText(_text(option.default))
-        return combo
-    edit = QLineEdit(_text(option.default))
-    return edit
-
-
-def _value_of(editor: QWidget) -> str:
-    if isinstance(editor, QCheckBox):
-        return "true" if editor.isChecked() else "false"
-    if isinstance(editor, QComboBox):
-        return editor.currentText()
-    return editor.text().strip()
+        return ChoiceField(list(option.choices), None, baseline=_text(option.default))
+    return TextField(None, baseline=_text(option.default))

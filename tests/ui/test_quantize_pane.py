@@ -33,6 +33,8 @@ def test_every_option_of_an_algorithm_gets_an_editor_and_only_changes_become_ove
     assert names and [pane.options_form.itemAt(i * 2).widget().text() for i in range(len(names))] == names
     assert pane.overrides() == {}
     assert pane.output_edit.text().endswith("demo-fp32-q4")
+    pane._editors["block_size"].set_value("64")
+    assert pane.overrides() == {"block_size": "64"}
 
 
 def test_a_refused_request_says_why_and_emits_nothing(pane, qtbot, tmp_path):

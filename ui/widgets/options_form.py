@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -25,63 +22,9 @@ from PySide6.QtWidgets import (
 from app.builder_info import BuilderOption, builder_info
 from app.errors import PresetError
 from app.presets import EP_NAMES, PRESETS, option_choices, option_default, resolve, settable_options
+from ui.widgets.fields import BoolField, ChoiceField, Field, TextField
 
 _ERROR_STYLE = "color: #b00020;"
-
-
-def _default_text(default: str | None) -> str:
-    return f"builder default ({default})" if default and default != "default" else "builder default"
-
-
-class _BoolField(QCheckBox):
-    def __init__(self, default: bool) -> None:
-        super().__init__()
-        self._default = default
-        self.setChecked(default)
-
-    def value(self) -> str | None:
-        return None if self.isChecked() == self._default else str(self.isChecked()).lower()
-
-    def set_value(self, raw: str) -> None:
-        self.setChecked(raw.strip().lower() in {"true", "1"})
-
-
-class _ChoiceField(QComboBox):
-    """The enumerated values; unless a baseline is given, a first entry leaves the choice to the builder."""
-
-    def __init__(self, choices: list[str], default: str | None, baseline: str | None = None) -> None:
-        super().__init__()
-        if baseline is None:
-            self.addItem(_default_text(default), None)
-        for choice in choices:
-            self.addItem(choice, choice)
-        self._baseline = baseline
-        if baseline is not None:
-            self.setCurrentIndex(self.findData(baseline))
-
-    def value(self) -> str | None:
-        chosen = self.currentData()
-        return None if chosen == self._baseline else chosen
-
-    def set_value(self, raw: str) -> None:
-        index = self.findData(raw)
-        if index >= 0:
-            self.setCurrentIndex(index)
-
-
-class _TextField(QLineEdit):
-    def __init__(self, default: str | None) -> None:
-        super().__init__()
-        self.setPlaceholderText(_default_text(default))
-
-    def value(self) -> str | None:
-        return self.text().strip() or None
-
-    def set_value(self, raw: str) -> None:
-        self.setText(raw)
-
-
-_Field = _BoolField | _ChoiceField | _TextField
 
 
 class OptionsForm(QWidget):
@@ -92,7 +35,7 @@ class OptionsForm(QWidget):
     def __init__(self, ep: str = "cpu", values: dict[str, str] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._ep = ep
-        self._fields: dict[str, _Field] = {}
+        self._fields: dict[str, Field] = {}
         self._valid = False
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -112,7 +55,7 @@ class OptionsForm(QWidget):
             field = self._field(name, options.get(name), info.boolean_options, info.precisions)
             if name in values:
                 field.set_value(values[name])
-            self._connect(field)
+            field.on_change(self._validate)
             label = QLabel(name)
             if options.get(name):
                 field.setToolTip(options[name].help)
@@ -134,24 +77,16 @@ class OptionsForm(QWidget):
     @staticmethod
     def _field(
         name: str, option: BuilderOption | None, booleans: frozenset[str], precisions: tuple[str, ...]
-    ) -> _Field:
+    ) -> Field:
         if option is None:  # "precision" is the builder's -p flag, not one of its extra options
-            return _ChoiceField(list(precisions), None, baseline=PRESETS["custom"].precision)
+            return ChoiceField(list(precisions), None, baseline=PRESETS["custom"].precision)
         default = option_default(option.help)
         if name in booleans:
-            return _BoolField(default == "true")
+            return BoolField(default == "true")
         choices = option_choices(option.help)
         if choices:
-            return _ChoiceField(choices, default)
-        return _TextField(default)
-
-    def _connect(self, field: _Field) -> None:
-        if isinstance(field, _BoolField):
-            field.toggled.connect(self._validate)
-        elif isinstance(field, _ChoiceField):
-            field.currentIndexChanged.connect(self._validate)
-        else:
-            field.textChanged.connect(self._validate)
+            return ChoiceField(choices, default)
+        return TextField(default)
 
     def field(self, name: str) -> QWidget:
         """The editor of one option (for tests and for focusing it)."""
