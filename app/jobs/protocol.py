@@ -51,8 +51,33 @@ class Error:
     type: str = "error"
 
 
-Message = Union[Log, Progress, Result, Error]  # noqa: UP007 - a runtime alias, Python 3.10 included
-_TYPES: dict[str, type] = {"log": Log, "progress": Progress, "result": Result, "error": Error}
+@dataclass
+class Piece:
+    """Chat worker: the next piece of the reply being streamed."""
+
+    text: str
+    type: str = "piece"
+
+
+@dataclass
+class ChatEvent:
+    """Chat worker: loading, ready, failed, reply (with its figures), refused (a request that cannot be served),
+    template (the template check's verdict), settings. data carries what each event needs."""
+
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+    type: str = "chat"
+
+
+Message = Union[Log, Progress, Result, Error, Piece, ChatEvent]  # noqa: UP007 - a runtime alias, Python 3.10 included
+_TYPES: dict[str, type] = {
+    "log": Log,
+    "progress": Progress,
+    "result": Result,
+    "error": Error,
+    "piece": Piece,
+    "chat": ChatEvent,
+}
 
 
 def encode(message: Message) -> str:

@@ -100,6 +100,10 @@ def _watch_stdin(channel: Channel) -> None:
 
 def run(job: str, spec_json: str) -> int:
     channel = _open_channel()
+    if job == "chat":  # long-lived: it reads requests from stdin itself
+        from .chat_worker import run_chat
+
+        return run_chat(json.loads(spec_json), channel.emit)
     threading.Thread(target=_watch_stdin, args=(channel,), daemon=True).start()
     if job not in JOBS:
         channel.emit(Error(f"unknown job '{job}'", "InputError"))
