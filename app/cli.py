@@ -95,16 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--options", action="store_true", help="list the algorithm's options and exit")
     quantize.set_defaults(handler=cmd_quantize)
 
-    chat = commands.add_parser("chat", help="generate a reply from a converted model")
-    chat.add_argument("model", help="an ONNX Runtime GenAI model folder")
-    chat.add_argument("--prompt", required=True, help="the user's message")
-    chat.add_argument("--max-length", type=int, help="maximum total tokens (default: the model's context length)")
-    chat.add_argument(
-        "--ep",
-        choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"],
-        help="run on this provider (default: the one the model was built for)",
-    )
-    chat.add_argument("--json", action="store_true", help="print JSON with the reply and its figures")
+    from .chat_repl import add_arguments as add_chat_arguments
+
+    chat = commands.add_parser("chat", help="chat with a converted model (one reply with --prompt)")
+    add_chat_arguments(chat)
     chat.set_defaults(handler=cmd_chat)
 
     evaluate = commands.add_parser("eval", help="perplexity of a converted model over a text")
@@ -219,20 +213,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from .chat import generate_once
+    from .chat_repl import cmd_chat as chat
 
-    stream = None if args.json else (lambda text: print(text, end="", flush=True))
-    reply = generate_once(Path(args.model), args.prompt, max_length=args.max_length, ep=args.ep, on_text=stream)
-    if args.json:
-        _print_json(reply.to_dict())
-    else:
-        tokens_per_second = reply.new_tokens / reply.seconds if reply.seconds else 0.0
-        print(
-            f"\n[{reply.new_tokens} tokens, {tokens_per_second:.1f} tok/s, "
-            f"first token {reply.first_token_seconds:.2f} s]",
-            file=sys.stderr,
-        )
-    return 0
+    return chat(args)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
