@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="an ONNX Runtime GenAI model folder")
     evaluate.add_argument("--text", help="a UTF-8 text file (default: held-out stories matching the demo model)")
     evaluate.add_argument("--max-tokens", type=int, default=20000, help="score at most this many tokens")
+    evaluate.add_argument(
+        "--against",
+        metavar="SOURCE",
+        help="the Hugging Face checkpoint the model was made from ('demo' for the demo): also report top-1 "
+        "agreement and mean KL divergence of the next-token distributions against PyTorch's",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -173,8 +179,24 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import perplexity
+    from .evaluate import drift, perplexity
 
+    if args.against:
+        from .convert import resolve_source
+
+        source, _hub_id = resolve_source(args.against)
+        if source is None:
+            raise ForgeError(f"{args.against} is not a local folder; --against needs the checkpoint on this disk.")
+        found = drift(Path(args.model), source, Path(args.text) if args.text else None, args.max_tokens)
+        if args.json:
+            _print_json(found.to_dict())
+        else:
+            print(
+                f"perplexity {found.onnx_perplexity:.4f} (PyTorch {found.torch_perplexity:.4f}), top-1 agreement "
+                f"{found.top1_agreement:.2%}, mean KL {found.mean_kl:.3g} nats (max {found.max_kl:.3g}) over "
+                f"{found.tokens} tokens ({found.windows} windows of {found.text}); {found.tokenization_note}"
+            )
+        return 0
     result = perplexity(Path(args.model), Path(args.text) if args.text else None, args.max_tokens)
     if args.json:
         _print_json(result.to_dict())
