@@ -159,6 +159,8 @@ def _manifest_summary(record: dict[str, Any]) -> dict[str, Any]:
         "check_detail": check.get("error") or check.get("reason") or check.get("sample"),
         "source": record.get("source"),
         "checkpoint": record.get("checkpoint"),
+        "algorithm": record.get("algorithm"),
+        "quality": record.get("quality") if isinstance(record.get("quality"), dict) else None,
     }
     if options.get("execution_provider"):
         summary["provider"] = options["execution_provider"]

@@ -287,7 +287,7 @@ def summary(entry: LibraryEntry) -> str:
         return "cannot be used: see details"
     if entry.kind == "checkpoint":
         return f"{info['architecture']} · {_count(info['parameters'])} · {info['dtype']}"
-    label = info.get("preset") or info["model_type"]
+    label = info.get("preset") or info.get("algorithm") or info["model_type"]
     return f"{label} · {info['provider']} · {format_size(info['size_bytes'])}"
 
 
@@ -342,6 +342,15 @@ def _onnx_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         check += f" ({info['check_detail']})"
     source = info.get("source") or {}
     model = info.get("checkpoint") or {}
+    if info.get("algorithm"):
+        return [
+            ("Quantized", str(info["algorithm"])),
+            ("Provider", info["provider"]),
+            ("Size", format_size(info["size_bytes"])),
+            ("Quality", (info.get("quality") or {}).get("verdict") or "not recorded"),
+            ("Created", str(info.get("created") or "unknown")),
+            ("Input", str(source.get("path") or "unknown")),
+        ]
     return [
         ("Preset", str(info.get("preset"))),
         ("Provider", info["provider"]),

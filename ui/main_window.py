@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.tray = QSystemTrayIcon(self.windowIcon(), self) if QSystemTrayIcon.isSystemTrayAvailable() else None
 
         self.browser.selection_changed.connect(self._on_selection)
+        self.browser.refreshed.connect(lambda: self.quantize.show_results(self.browser.entries()))
         self.presets.convert_requested.connect(self._on_convert_requested)
         self.quantize.quantize_requested.connect(self._on_quantize_requested)
         self.jobs.job_finished.connect(self._on_job_finished)
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
         self.quantize.set_model(
             entry.path if usable else "", entry.name if usable else "", entry.kind if usable else ""
         )
+        self.quantize.show_results(self.browser.entries())
 
     def _on_convert_requested(self, requests: list) -> None:
         from app.convert import plan_conversion

@@ -5,6 +5,8 @@ Algorithms and options come from app.quantize's one table; this pane only turns 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -14,15 +16,19 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.errors import ForgeError
+from app.library import LibraryEntry
 from app.paths import default_output
 from app.quantize import ALGORITHMS, INPUT_KIND, QuantizeRequest, QuantOption, options_for, plan_quantization
 from ui.widgets.fields import BoolField, ChoiceField, Field, TextField
 
+_RESULT_COLUMNS = ["Output", "Algorithm", "Size", "Perplexity", "Verdict"]
 _BACKEND_NAMES = {"modelopt": "NVIDIA ModelOpt", "ort": "ONNX Runtime", "quark": "AMD Quark"}
 # Which library kinds (app.library) each backend's input kind accepts.
 _ACCEPTS = {"genai": {"onnx"}, "onnx": {"onnx"}, "checkpoint": {"checkpoint"}}
@@ -52,6 +58,12 @@ class QuantizePane(QWidget):
         self.message.setWordWrap(True)
         self.quantize_button = QPushButton("Quantize")
         self.quantize_button.clicked.connect(self.request_quantize)
+        self.results = QTableWidget(0, len(_RESULT_COLUMNS))
+        self.results.setHorizontalHeaderLabels(_RESULT_COLUMNS)
+        self.results.horizontalHeader().setStretchLastSection(True)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.results.setMaximumHeight(160)
         algo_row = QHBoxLayout()
         algo_row.addWidget(QLabel("Algorithm:"))
         algo_row.addWidget(self.algo_combo, 1)
@@ -65,6 +77,8 @@ class QuantizePane(QWidget):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.message)
         layout.addLayout(output_row)
+        layout.addWidget(QLabel("Results from this input (size and perplexity against it, on the held-out text):"))
+        layout.addWidget(self.results)
         self._fill_algorithms()
 
     def set_model(self, path: str, name: str, kind: str) -> None:
@@ -72,6 +86,31 @@ class QuantizePane(QWidget):
         self._input, self._name, self._entry_kind = path, name, kind
         self.input_label.setText(f"Input: {name} ({path})" if path else "Select a model on the left.")
         self._fill_algorithms()
+
+    def show_results(self, entries: list[LibraryEntry]) -> None:
+        """The library's quantization outputs made from the current input, with what forge.json says they cost."""
+        made = [
+            entry
+            for entry in entries
+            if entry.kind == "onnx"
+            and entry.info.get("algorithm")
+            and self._input
+            and (entry.info.get("source") or {}).get("path") == str(Path(self._input).expanduser().resolve())
+        ]
+        self.results.setRowCount(len(made))
+        for row, entry in enumerate(made):
+            quality = entry.info.get("quality") or {}
+            before, after = quality.get("input_perplexity"), quality.get("perplexity")
+            cells = [
+                entry.name,
+                str(entry.info["algorithm"]),
+                f"{quality['size_ratio']:.0%}" if "size_ratio" in quality else "",
+                f"{before:.3f} → {after:.3f}" if before and after else f"{after:.3f}" if after else "",
+                quality.get("verdict", "not measured"),
+            ]
+            for column, text in enumerate(cells):
+                self.results.setItem(row, column, QTableWidgetItem(text))
+        self.results.resizeColumnsToContents()
 
     def selected_algo(self) -> str:
         return self.algo_combo.currentData() or ""

@@ -44,3 +44,24 @@ def test_a_refused_request_says_why_and_emits_nothing(pane, qtbot, tmp_path):
     pane.quantize_requested.connect(emitted.append)
     pane.request_quantize()
     assert emitted == [] and "does not exist" in pane.message.text()
+
+
+def test_results_made_from_the_input_show_size_perplexity_and_verdict(pane, tmp_path):
+    from app.library import LibraryEntry, _manifest_summary
+
+    source = tmp_path / "demo-fp32"
+    source.mkdir()
+    pane.set_model(str(source), "demo-fp32", "onnx")
+    record = {
+        "kind": "quantization",
+        "algorithm": "q4",
+        "source": {"kind": "folder", "path": str(source.resolve())},
+        "quality": {"size_ratio": 0.31, "input_perplexity": 1.4248, "perplexity": 1.4263, "verdict": "31% ..."},
+    }
+    info = {"provider": "cpu"} | _manifest_summary(record)
+    mine = LibraryEntry("onnx", str(tmp_path / "q4"), "demo-q4", "converted", info)
+    other = LibraryEntry("onnx", str(tmp_path / "x"), "other", "converted", {**mine.info, "source": {"path": "/else"}})
+    pane.show_results([mine, other])
+    assert pane.results.rowCount() == 1
+    cells = [pane.results.item(0, column).text() for column in range(pane.results.columnCount())]
+    assert cells == ["demo-q4", "q4", "31%", "1.425 → 1.426", "31% ..."]
