@@ -1,0 +1,246 @@
+"""The chat engine (app/chat.py) and `main.py chat`, on real converted models: the demo and a tiny Llama whose
+role-marker chat template puts every turn in the prompt."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.chat import (
+    ChatSession,
+    GenerationSettings,
+    ProviderUnavailableError,
+    check_template,
+    load_genai,
+    read_genai_config,
+)
+from app.errors import InputError, ModelLoadError
+from tests.conftest import ROOT, run_main
+
+no_directml_here = pytest.mark.skipif(sys.platform == "win32", reason="DirectML may be usable on Windows")
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory, checkpoints) -> dict[str, Path]:
+    """The demo converted for the CPU and for DirectML side by side (as the studio lays variants out), a DirectML
+    build alone, and a tiny Llama with a role-marker chat template."""
+    from onnxruntime_genai.models.builder import create_model
+
+    root = tmp_path_factory.mktemp("chat-builds")
+    made = {"cpu": root / "variants" / "demo-int4", "dml": root / "variants" / "demo-int4-dml"}
+    for name, ep in (("cpu", "cpu"), ("dml", "dml")):
+        done = run_main("convert", "demo", "-o", str(made[name]), "--preset", "int4", "--ep", ep)
+        assert done.returncode == 0, done.stderr
+    made["dml-alone"] = Path(shutil.copytree(made["dml"], root / "alone" / "demo-int4-dml"))
+    made["llama"] = root / "llama-fp32"
+    create_model(
+        None, str(checkpoints("llama")), str(made["llama"]), "fp32", "cpu", str(root / "cache"), hf_remote=False
+    )
+    return made
+
+
+def bare_greedy(folder: Path, prompt: str, max_length: int) -> list[int]:
+    """The twenty-line onnxruntime-genai loop, with nothing of ours in it."""
+    og = load_genai()
+    model = og.Model(str(folder))
+    tokenizer = og.Tokenizer(model)
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=max_length, do_sample=False)
+    generator = og.Generator(model, params)
+    generator.append_tokens(tokenizer.encode(prompt))
+    tokens = []
+    while not generator.is_done():
+        generator.generate_next_token()
+        tokens.append(int(generator.get_next_tokens()[0]))
+    return tokens
+
+
+@pytest.mark.parametrize("model", ["cpu", "llama"])
+def test_greedy_reply_equals_a_plain_generate_loop_token_for_token(builds, model):
+    session = ChatSession(builds[model])
+    session.set_settings({"max_length": 80, "do_sample": False})
+    pieces: list[str] = []
+    reply = session.send("Tom goes to the", pieces.append)
+
+    expected = bare_greedy(builds[model], reply.prompt, 80)
+    stream = session.tokenizer.create_stream()
+    expected_pieces = [piece for piece in (stream.decode(token) for token in expected) if piece]
+    assert reply.new_tokens == len(expected) > 0
+    assert pieces == expected_pieces
+    assert reply.text == "".join(expected_pieces)
+
+
+def test_second_turn_renders_the_first_through_the_checkpoints_template(builds):
+    from transformers import AutoTokenizer
+
+    session = ChatSession(builds["llama"], system="Be brief.")
+    session.set_settings({"max_length": 120})
+    first = session.send("Convert the model")
+    second = session.send("Now quantize it")
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Convert the model"},
+        {"role": "assistant", "content": first.text},
+        {"role": "user", "content": "Now quantize it"},
+    ]
+    hf = AutoTokenizer.from_pretrained(str(builds["llama"]))
+    assert second.prompt == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert "<|user|>\nConvert the model<|end|>" in second.prompt and second.prompt.endswith("<|assistant|>\n")
+    assert check_template(session.tokenizer, builds["llama"]) == ""
+
+
+def test_regenerate_replaces_the_last_reply_and_clear_forgets(builds):
+    session = ChatSession(builds["cpu"])
+    session.set_settings({"max_length": 60, "do_sample": True, "temperature": 1.5, "seed": 7})
+    first = session.send("Tom goes to the")
+    list(session.regenerate())
+    again = session.last_reply()
+    assert [turn.role for turn in session.transcript.turns] == ["user", "assistant"]
+    assert again.prompt == first.prompt
+    session.set_settings({"seed": 7})
+    list(session.regenerate())
+    assert session.last_reply().text == again.text  # a seed makes sampling repeatable
+    session.clear()
+    assert session.transcript.turns == []
+    with pytest.raises(InputError, match="nothing to regenerate"):
+        session.regenerate()
+
+
+def test_stop_halts_within_one_token(builds):
+    session = ChatSession(builds["cpu"])
+    pieces = session.stream("Tom goes to the")
+    first = next(pieces)
+    session.stop()
+    assert list(pieces) == []
+    reply = session.last_reply()
+    assert reply.stopped and reply.new_tokens == 1 and reply.text == first
+
+
+def test_stop_before_the_first_token_counts(builds):
+    session = ChatSession(builds["cpu"])
+    pieces = session.stream("Tom goes to the")
+    session.stop()
+    assert list(pieces) == [] and session.last_reply().new_tokens == 0
+
+
+def test_settings_start_from_genai_config_and_are_checked(builds):
+    session = ChatSession(builds["cpu"])
+    search = read_genai_config(builds["cpu"])["search"]
+    assert session.settings == GenerationSettings(
+        max_length=search["max_length"],
+        do_sample=search["do_sample"],
+        temperature=search["temperature"],
+        top_p=search["top_p"],
+        top_k=search["top_k"],
+        repetition_penalty=search["repetition_penalty"],
+    )
+    with pytest.raises(InputError, match="context of 512 tokens"):
+        session.set_settings({"max_length": 513})
+    with pytest.raises(InputError, match="top-p"):
+        session.set_settings({"top_p": 0})
+    with pytest.raises(InputError, match="unknown generation setting beam"):
+        session.set_settings({"beam": 2})
+    assert session.settings.max_length == 512  # a refused change changes nothing
+
+
+def test_a_prompt_longer_than_the_context_is_refused_and_not_kept(builds):
+    session = ChatSession(builds["cpu"])
+    with pytest.raises(InputError, match=r"the conversation is \d+ tokens.*maximum length of 512"):
+        session.stream("Tom goes to the park. " * 200)
+    assert session.transcript.turns == []
+    session.set_settings({"max_length": 30})
+    reply = session.send("Tom goes to the park and")
+    assert reply.prompt_tokens + reply.new_tokens == 30
+    assert "cut at the maximum length of 30" in reply.warning
+
+
+def test_a_folder_that_is_not_a_genai_model(tmp_path):
+    with pytest.raises(ModelLoadError, match="no genai_config.json, so it is not an ONNX Runtime GenAI model"):
+        ChatSession(ROOT / "resources" / "demo")
+    with pytest.raises(ModelLoadError, match="is not a folder"):
+        ChatSession(tmp_path / "missing")
+
+
+@no_directml_here
+def test_a_build_for_a_provider_this_machine_lacks_offers_the_cpu_build(builds):
+    with pytest.raises(ProviderUnavailableError) as caught:
+        ChatSession(builds["dml"])
+    assert "built for DirectML, which is not usable here" in str(caught.value)
+    assert caught.value.cpu_build == builds["cpu"].resolve()
+    assert f"its CPU build {builds['cpu'].name} runs here" in str(caught.value)
+    with pytest.raises(ProviderUnavailableError, match="convert it for the CPU") as alone:
+        ChatSession(builds["dml-alone"])
+    assert alone.value.cpu_build is None
+
+
+def test_the_provider_is_chosen_in_memory_never_in_genai_config(builds):
+    config = builds["dml"] / "genai_config.json"
+    before = config.read_bytes()
+    reply = ChatSession(builds["dml"], ep="cpu").send("Tom goes to the")
+    assert reply.new_tokens > 0 and config.read_bytes() == before
+
+
+def test_a_model_from_a_newer_builder_says_so(builds, copy_of):
+    folder = copy_of(builds["cpu"])
+    record = json.loads((folder / "forge.json").read_text())
+    record["versions"]["onnxruntime-genai"] = "9.1.0"
+    (folder / "forge.json").write_text(json.dumps(record))
+    with pytest.raises(ModelLoadError, match=r"built by onnxruntime-genai 9\.1\.0, newer than the installed 0\.14"):
+        ChatSession(folder)
+
+
+def test_a_template_that_onnxruntime_genai_renders_differently_is_flagged(builds, copy_of):
+    folder = copy_of(builds["llama"])
+    # transformers renders with trim_blocks (the newline after a block tag goes); onnxruntime-genai keeps it.
+    (folder / "chat_template.jinja").write_text(
+        "{{ bos_token }}{% for message in messages %}\n"
+        "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}\n"
+        "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+    )
+    session = ChatSession(folder)
+    assert "renders the chat template differently" in check_template(session.tokenizer, folder)
+
+
+def test_exports(builds):
+    session = ChatSession(builds["cpu"], system="Tell stories.")
+    session.set_settings({"max_length": 40})
+    reply = session.send("Tom goes to the")
+    markdown = session.transcript.to_markdown()
+    assert "**System:** Tell stories." in markdown and "**User:**\n\nTom goes to the" in markdown
+    assert reply.text in markdown and f"{reply.new_tokens} tokens" in markdown
+    exported = json.loads(session.transcript.to_json())
+    assert exported["system"] == "Tell stories."
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+    assert exported["messages"][1]["figures"]["new_tokens"] == reply.new_tokens
+
+
+def test_interactive_cli_keeps_the_conversation(builds):
+    lines = "Tom goes to the\nThen Lily\n/clear\n/regenerate\nA cat\n/exit\nnever read\n"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "chat", str(builds["cpu"]), "--max-length", "120"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    replies = done.stdout.splitlines()
+    assert len(replies) == 3 and all(replies)
+    assert done.stderr.count(" tok/s · first token ") == 3
+    assert "(conversation cleared)" in done.stderr and "error: there is nothing to regenerate" in done.stderr
+
+
+@no_directml_here
+def test_cli_refuses_a_dml_build_here_with_the_cpu_offer(builds):
+    done = run_main("chat", str(builds["dml"]), "--prompt", "hi")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: {builds['dml'].name} was built for DirectML, which is not usable here (DirectML runs only on "
+        f"Windows, and this is Linux); its CPU build {builds['cpu'].name} runs here: load that instead."
+    )
