@@ -7,11 +7,13 @@ sys.executable is the app itself), so it is handled first, before anything impor
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 
 
 def main() -> int:
     multiprocessing.freeze_support()
+    guard_streams()
     args = sys.argv[1:]
     if args[:1] == ["worker"]:
         from app.jobs.worker import run
@@ -25,6 +27,14 @@ def main() -> int:
     from app.cli import main as cli_main
 
     return cli_main(args)
+
+
+def guard_streams() -> None:
+    """A windowed .exe started without pipes has sys.stdout/sys.stderr = None: give writers (print, tqdm, logging)
+    somewhere to write. The worker still finds the parent's pipes, when there are any, as fds 1 and 2."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # lives as long as the app
 
 
 def open_window() -> int:

@@ -28,16 +28,24 @@ _MEMORY_POLL_SECONDS = 0.2
 
 
 def worker_env(job: str, spec: dict[str, Any], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a worker runs in, for every parent: unbuffered UTF-8 output, and no Hub access for
-    a conversion of a local folder (it has everything it needs, and must not reach out on its behalf)."""
+    """The environment a worker runs in, for every parent: unbuffered UTF-8 output, and no Hub access unless the
+    job may need it, so a local path that is missing fails as missing instead of turning into a Hub lookup."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-    if job == "convert" and spec.get("source_path"):
+    if not _may_use_hub(job, spec):
         env["HF_HUB_OFFLINE"] = "1"
     return {**env, **(extra or {})}
 
 
+def _may_use_hub(job: str, spec: dict[str, Any]) -> bool:
+    """A download, a conversion of a hub id, and a quantization (it may calibrate on a Hub dataset)."""
+    if job == "convert":
+        return not spec.get("source_path")
+    return job in ("download", "quantize")
+
+
 def app_command(*args: str) -> list[str]:
-    """The command that re-launches this program with `args`: the .exe itself when frozen."""
+    """The command that re-launches this program with `args`: when frozen, sys.executable is the app itself
+    (the very .exe that is running, windowed or console) and there is no script to name."""
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
     main_py = Path(__file__).resolve().parents[2] / "main.py"

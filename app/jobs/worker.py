@@ -57,10 +57,25 @@ def _quantize(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str
     return run_quantization(spec, emit)
 
 
+def _measure(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
+    from ..report import MeasureSettings, measure
+
+    folder = spec["folder"]
+    return {"output": folder, "figures": measure(folder, MeasureSettings(**spec.get("settings", {})), emit)}
+
+
+def _report(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
+    from ..report import measure_all
+
+    return measure_all(spec, emit)
+
+
 JOBS: dict[str, Callable[[dict[str, Any], Callable[[Message], None]], dict[str, Any]]] = {
     "convert": _convert,
     "download": _download,
     "quantize": _quantize,
+    "measure": _measure,
+    "report": _report,
 }
 
 
@@ -78,7 +93,10 @@ class Channel:
 
 
 def _open_channel() -> Channel:
-    sys.stdout.flush()
+    """Line-buffered and explicit: a frozen app ignores PYTHONUNBUFFERED. A windowed .exe has sys.stdout and
+    sys.stderr set to None (main.py puts devnull there) but still gets the parent's pipes as fds 1 and 2."""
+    if sys.stdout is not None:
+        sys.stdout.flush()
     protocol_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -99,7 +117,10 @@ def _watch_stdin(channel: Channel) -> None:
 
 
 def run(job: str, spec_json: str) -> int:
-    channel = _open_channel()
+    try:
+        channel = _open_channel()
+    except OSError:
+        return EXIT_FAILED  # started without a stdout: nobody is listening for the result
     if job == "chat":  # long-lived: it reads requests from stdin itself
         from .chat_worker import run_chat
 
