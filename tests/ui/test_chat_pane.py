@@ -1,0 +1,186 @@
+"""The Chat tab on the real demo model, each model in a real chat child process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.chat import Reply
+from app.library import LibraryEntry
+from tests.conftest import run_main
+from ui.chat import ChatColumn, ChatPane
+
+LOAD_MS = 60_000
+REPLY_MS = 60_000
+# With this seed and temperature the demo samples all the way to the maximum length (507 new tokens) without
+# an end-of-text token: a reply long enough to stop half-way. Sampling with a seed is repeatable.
+LONG_REPLY = {"do_sample": True, "temperature": 5.0, "top_k": 1000, "top_p": 1.0, "seed": 2}
+
+
+@pytest.fixture(scope="module")
+def demo_builds(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("chat-pane") / "variants"
+    made = {"cpu": root / "demo-int4", "dml": root / "demo-int4-dml"}
+    for name, ep in (("cpu", "cpu"), ("dml", "dml")):
+        done = run_main("convert", "demo", "-o", str(made[name]), "--preset", "int4", "--ep", ep)
+        assert done.returncode == 0, done.stderr
+    return made
+
+
+@pytest.fixture
+def pane(qtbot, demo_builds):
+    pane = ChatPane()
+    qtbot.addWidget(pane)
+    pane.set_models([LibraryEntry("onnx", str(path), path.name, "folder") for path in demo_builds.values()])
+    pane.select_model(str(demo_builds["cpu"]))
+    pane.show()
+    yield pane
+    pane.shutdown()
+
+
+def load(qtbot, column: ChatColumn, path: Path | None = None) -> None:
+    if path is not None:
+        column.select_model(str(path))
+    column.load()
+    qtbot.waitUntil(lambda: column.state in ("ready", "failed"), timeout=LOAD_MS)
+    assert column.state == "ready", column.status.text()
+
+
+def send(qtbot, pane: ChatPane, text: str, columns: list[ChatColumn] | None = None) -> list[Reply]:
+    replies: list[Reply] = []
+    for column in columns or [pane.columns[0]]:
+        column.reply_finished.connect(replies.append)
+    pane.input.setText(text)
+    pane.send_button.click()
+    qtbot.waitUntil(lambda: len(replies) == len(columns or [0]), timeout=REPLY_MS)
+    return replies
+
+
+def set_settings(pane: ChatPane, values: dict) -> None:
+    box = pane.settings_box
+    box.sample.setCurrentIndex(1 if values.get("do_sample") else 0)
+    box.temperature.setValue(values.get("temperature", box.temperature.value()))
+    box.top_k.setValue(values.get("top_k", box.top_k.value()))
+    box.top_p.setValue(values.get("top_p", box.top_p.value()))
+    box.seed.setValue(values.get("seed", -1))
+
+
+def test_a_reply_streams_in_and_the_second_turn_includes_the_first(qtbot, pane):
+    column = pane.columns[0]
+    load(qtbot, column)
+    assert pane.settings_box.max_length.value() == 512 and pane.settings_box.max_length.maximum() == 512
+    set_settings(pane, LONG_REPLY)
+    batches: list[str] = []
+    live: list[str] = []
+    column.process.piece.connect(batches.append)
+    column.process.piece.connect(lambda _: live.append(column.live.text()))
+    (first,) = send(qtbot, pane, "Tom goes to the")
+    assert first.new_tokens == 507 and not first.stopped
+    assert len(batches) > 1 and "".join(batches) == first.text  # it came in pieces, and nothing was lost
+    assert any(" tokens" in text for text in live)  # live figures while streaming
+    shown = column.view.toPlainText()
+    assert first.text in shown and first.figures() in shown
+    assert "context" in column.status.text()
+
+    set_settings(pane, {"do_sample": False})
+    (second,) = send(qtbot, pane, "Then Lily")
+    # The demo's template joins the user turns: the second prompt carries the first.
+    assert second.prompt == "<s>Tom goes to the Then Lily"
+    assert [turn.role for turn in column.transcript.turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_stop_halts_the_reply(qtbot, pane):
+    column = pane.columns[0]
+    load(qtbot, column)
+    set_settings(pane, LONG_REPLY)
+    column.process.piece.connect(lambda _: pane.stop_button.click() if pane.stop_button.isEnabled() else None)
+    (reply,) = send(qtbot, pane, "Tom goes to the")
+    assert reply.stopped and 0 < reply.new_tokens < 507
+    assert pane.send_button.isEnabled() and not pane.stop_button.isEnabled()
+
+
+def test_regenerate_clear_copy_and_export(qtbot, pane, tmp_path):
+    column = pane.columns[0]
+    load(qtbot, column)
+    pane.system_edit.setText("Stories only.")
+    (first,) = send(qtbot, pane, "Tom goes to the")
+    replies: list[Reply] = []
+    column.reply_finished.connect(replies.append)
+    pane.regenerate_button.click()
+    qtbot.waitUntil(lambda: bool(replies), timeout=REPLY_MS)
+    assert replies[0].text == first.text  # greedy: the same answer again, in place of the first
+    assert column.view.toPlainText().count(first.text) == 1
+    pane.copy_button.click()
+    from PySide6.QtGui import QGuiApplication
+
+    assert QGuiApplication.clipboard().text() == first.text
+    pane.export(tmp_path / "chat.md")
+    pane.export(tmp_path / "chat.json")
+    assert "**System:** Stories only." in (tmp_path / "chat.md").read_text()
+    exported = json.loads((tmp_path / "chat.json").read_text())
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+    pane.clear_button.click()
+    assert column.transcript.turns == [] and column.view.toPlainText() == ""
+    (after,) = send(qtbot, pane, "Lily goes to the")
+    assert after.prompt == "<s>Lily goes to the"  # the child forgot the conversation too
+
+
+def test_side_by_side_shows_two_replies(qtbot, pane, demo_builds):
+    pane.side_by_side.setChecked(True)
+    left, right = pane.columns
+    assert right.isVisible()
+    load(qtbot, left)
+    right.ep_combo.setCurrentIndex(right.ep_combo.findData("cpu"))
+    load(qtbot, right, demo_builds["dml"])  # the DirectML build, run on the CPU by choice
+    replies = send(qtbot, pane, "Tom goes to the", [left, right])
+    assert len(replies) == 2 and replies[0].text == replies[1].text  # same weights, same greedy answer
+    for column in (left, right):
+        assert replies[0].text in column.view.toPlainText() and " tok/s" in column.view.toPlainText()
+
+
+def test_a_prompt_longer_than_the_context_is_refused(qtbot, pane):
+    column = pane.columns[0]
+    load(qtbot, column)
+    pane.input.setText("Tom goes to the park. " * 200)
+    pane.send_button.click()
+    qtbot.waitUntil(lambda: column.warning.isVisible(), timeout=REPLY_MS)
+    assert "leaves no room under the maximum length of 512" in column.warning.text()
+    assert column.state == "ready" and column.transcript.turns == []
+
+
+def test_a_folder_that_is_not_a_genai_model(qtbot, pane, tmp_path):
+    column = pane.columns[0]
+    column.select_model(str(tmp_path))
+    column.load()
+    qtbot.waitUntil(lambda: column.state == "failed", timeout=LOAD_MS)
+    assert column.status.text().endswith("has no genai_config.json, so it is not an ONNX Runtime GenAI model folder.")
+    assert not column.cpu_button.isVisible()
+
+
+def test_a_build_for_a_missing_provider_offers_the_cpu_build(qtbot, pane, demo_builds):
+    column = pane.columns[0]
+    column.select_model(str(demo_builds["dml"]))
+    assert column.ep_combo.currentData() == "cpu"  # DirectML is not offered here
+    # Asked for the provider it was built for, the child says why it cannot and offers the CPU build.
+    column.ep_combo.addItem("DirectML", "dml")
+    column.ep_combo.setCurrentIndex(column.ep_combo.findData("dml"))
+    column.load()
+    qtbot.waitUntil(lambda: column.state == "failed", timeout=LOAD_MS)
+    assert "was built for DirectML, which is not usable here" in column.status.text()
+    assert column.cpu_button.isVisible()
+    column.cpu_button.click()
+    qtbot.waitUntil(lambda: column.state == "ready", timeout=LOAD_MS)
+    assert column.model_path() == str(demo_builds["cpu"].resolve())
+
+
+def test_switching_models_ends_the_old_child(qtbot, pane, demo_builds):
+    import psutil
+
+    column = pane.columns[0]
+    load(qtbot, column)
+    old = column.process.pid
+    load(qtbot, column, demo_builds["cpu"])
+    assert column.process.pid != old
+    qtbot.waitUntil(lambda: not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE)

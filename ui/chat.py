@@ -1,0 +1,607 @@
+"""The Chat tab: talk to a converted model, or to two side by side, each in its own chat child process.
+
+The window never loads onnxruntime-genai: every model lives in a `main.py worker chat` child
+(app/jobs/chat_worker.py) that streams reply pieces as protocol lines. Pieces are gathered and drawn on a
+short timer, so a model that streams thousands of tokens a second does not flood the GUI thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.chat import PROVIDER_NAMES, GenerationSettings, Reply, Transcript, Turn, model_provider
+from app.errors import ForgeError
+from app.jobs.protocol import ChatEvent, Piece, decode
+from ui.job_runner import JobRunner
+
+FLUSH_MS = 40
+_WARNING_STYLE = "color: #b05a00;"
+_ERROR_STYLE = "color: #b00020;"
+
+
+class ChatProcess(JobRunner):
+    """A chat child: a JobRunner (start, cancel, kill, memory) that also passes chat lines on and takes requests."""
+
+    piece = Signal(str)
+    event = Signal(str, dict)
+
+    def __init__(self, spec: dict[str, Any], parent: QObject | None = None) -> None:
+        super().__init__("chat", spec, parent=parent)
+
+    def request(self, op: str, **fields: Any) -> None:
+        if self.is_running():
+            self._process.write((json.dumps({"op": op, **fields}) + "\n").encode())
+
+    def _handle_stdout(self, lines: list[str]) -> None:
+        rest: list[str] = []
+        pieces: list[str] = []
+        for line in lines:
+            message = decode(line)
+            if isinstance(message, Piece):
+                pieces.append(message.text)
+                continue
+            if pieces:
+                self.piece.emit("".join(pieces))
+                pieces = []
+            if isinstance(message, ChatEvent):
+                self.event.emit(message.event, message.data)
+            else:
+                rest.append(line)
+        if pieces:
+            self.piece.emit("".join(pieces))
+        if rest:
+            super()._handle_stdout(rest)
+
+
+class ChatColumn(QWidget):
+    """One model: its pickers, its state, its transcript. The pane sends the same prompt to every column."""
+
+    state_changed = Signal(str)
+    """idle, loading, ready, streaming or failed."""
+    reply_finished = Signal(object)
+    """The Reply, with its figures."""
+    settings_loaded = Signal(object)
+    """The GenerationSettings the model's genai_config starts from, and its context length (as max)."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = "idle"
+        self.process: ChatProcess | None = None
+        self.transcript = Transcript()
+        self.context = 0
+        self.cpu_build: str | None = None
+        self._gpus: dict[str, list[tuple[str, int]]] = {}
+        self._usable = {"cpu"}
+        self._pending = ""
+        self._streamed = 0
+        self._sent_at = 0.0
+        self._first_at = 0.0
+        self.model_combo = QComboBox()
+        self.model_combo.setMinimumContentsLength(18)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.ep_combo = QComboBox()
+        self.gpu_combo = QComboBox()
+        self.gpu_combo.setToolTip("Which GPU (set in this session's configuration, never in genai_config.json)")
+        self.load_button = QPushButton("Load")
+        self.cpu_button = QPushButton("Use CPU build")
+        self.status = QLabel("No model loaded.")
+        self.status.setWordWrap(True)
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet(_WARNING_STYLE)
+        self.view = QTextBrowser()
+        self.view.setOpenLinks(False)
+        self.live = QLabel("")
+        self._timer = QTimer(self)
+        self._timer.setInterval(FLUSH_MS)
+        self._timer.timeout.connect(self._flush)
+
+        pickers = QHBoxLayout()
+        pickers.addWidget(QLabel(f"<b>{title}</b>"))
+        for widget in (self.model_combo, self.ep_combo, self.gpu_combo, self.load_button, self.cpu_button):
+            pickers.addWidget(widget)
+        pickers.setStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(pickers)
+        layout.addWidget(self.status)
+        layout.addWidget(self.warning)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.live)
+        self.cpu_button.hide()
+        self.gpu_combo.hide()
+        self.warning.hide()
+        self.model_combo.currentIndexChanged.connect(self._on_model_changed)
+        self.ep_combo.currentIndexChanged.connect(self._show_gpus)
+        self.load_button.clicked.connect(self.load)
+        self.cpu_button.clicked.connect(self.use_cpu_build)
+        self.set_hardware(set(), {})  # the CPU until the hardware report arrives
+
+    # --- pickers ----------------------------------------------------------------------------------
+
+    def set_models(self, models: list[tuple[str, str]]) -> None:
+        """(name, path) of every GenAI model folder in the library; the current choice is kept."""
+        current = self.model_path()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for name, path in models:
+            self.model_combo.addItem(name, path)
+            self.model_combo.setItemData(self.model_combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
+        self.model_combo.blockSignals(False)
+        self.select_model(current) if current else self._on_model_changed()
+
+    def select_model(self, path: str) -> None:
+        index = self.model_combo.findData(path)
+        if index < 0:
+            self.model_combo.addItem(Path(path).name, path)
+            index = self.model_combo.count() - 1
+        self.model_combo.setCurrentIndex(index)
+        self._on_model_changed()
+
+    def model_path(self) -> str:
+        return str(self.model_combo.currentData() or "")
+
+    def set_hardware(self, usable: set[str], gpus: dict[str, list[tuple[str, int]]]) -> None:
+        """usable providers (cpu is always there) and, per provider, the GPUs it can pick: (name, device_id)."""
+        self._usable = usable | {"cpu"}
+        self._gpus = gpus
+        self.ep_combo.blockSignals(True)
+        self.ep_combo.clear()
+        for name in ("cpu", "dml", "cuda", "trt-rtx", "webgpu"):
+            if name in self._usable:
+                self.ep_combo.addItem(PROVIDER_NAMES[name], name)
+        self.ep_combo.blockSignals(False)
+        self._on_model_changed()
+
+    def _on_model_changed(self) -> None:
+        """Preselect the provider the model was built for, where it is usable here."""
+        path = self.model_path()
+        try:
+            built_for = model_provider(Path(path)) if path else "cpu"
+        except (ForgeError, KeyError, IndexError, ValueError):
+            built_for = "cpu"
+        index = self.ep_combo.findData(built_for)
+        self.ep_combo.setCurrentIndex(index if index >= 0 else self.ep_combo.findData("cpu"))
+        self._show_gpus()
+
+    def _show_gpus(self) -> None:
+        self.gpu_combo.clear()
+        for name, device_id in self._gpus.get(str(self.ep_combo.currentData()), []):
+            self.gpu_combo.addItem(name, device_id)
+        self.gpu_combo.setVisible(self.gpu_combo.count() > 1)
+
+    # --- the child --------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the chosen model in a fresh child; the previous one is ended, which frees its memory."""
+        path = self.model_path()
+        if not path:
+            self._set_state("failed", "Pick a model first: convert one, or drop an ONNX GenAI folder on the window.")
+            return
+        self.unload()
+        ep = str(self.ep_combo.currentData() or "cpu")
+        device_id = self.gpu_combo.currentData() if self.gpu_combo.count() > 1 else None
+        self.process = ChatProcess({"model": path, "ep": ep, "device_id": device_id}, parent=self)
+        self.process.piece.connect(self._on_piece)
+        self.process.event.connect(self._on_event)
+        self.process.finished.connect(lambda outcome, process=self.process: self._on_finished(process, outcome))
+        self.transcript = Transcript(model=path)
+        self.cpu_button.hide()
+        self._show_warning("")
+        self._render()
+        self._set_state("loading", f"Loading {Path(path).name} on {PROVIDER_NAMES.get(ep, ep)}…")
+        self.process.start()
+
+    def unload(self, wait: bool = False) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.piece.disconnect()
+        process.event.disconnect()
+        if wait:
+            process.stop_now()
+        else:
+            process.cancel()
+        self._timer.stop()
+        self._set_state("idle", "No model loaded.")
+
+    def use_cpu_build(self) -> None:
+        if self.cpu_build:
+            self.select_model(self.cpu_build)
+            self.ep_combo.setCurrentIndex(self.ep_combo.findData("cpu"))
+            self.load()
+
+    def send(self, text: str, system: str, settings: GenerationSettings) -> None:
+        if self.process is None or self.state != "ready":
+            return
+        self.process.request("system", text=system)
+        self.process.request("settings", settings=_fitted(settings, self.context).to_dict())
+        self.process.request("send", text=text)
+        self.transcript.system = system
+        self.transcript.turns.append(Turn("user", text))
+        self._append_message("user", text)
+        self._begin_reply()
+
+    def regenerate(self, system: str, settings: GenerationSettings) -> None:
+        turns = self.transcript.turns
+        if self.process is None or self.state != "ready" or not turns:
+            return
+        if turns[-1].role == "assistant":
+            turns.pop()
+        self._render()
+        self.process.request("system", text=system)
+        self.process.request("settings", settings=_fitted(settings, self.context).to_dict())
+        self.process.request("regenerate")
+        self._begin_reply()
+
+    def stop(self) -> None:
+        if self.process is not None and self.state == "streaming":
+            self.process.request("stop")
+
+    def clear(self) -> None:
+        if self.process is not None and self.state == "ready":
+            self.process.request("clear")
+        self.transcript.turns.clear()
+        self._show_warning("")
+        self._render()
+
+    def last_reply_text(self) -> str:
+        replies = [turn.content for turn in self.transcript.turns if turn.role == "assistant"]
+        return replies[-1] if replies else ""
+
+    def _begin_reply(self) -> None:
+        self._append_header("assistant")
+        self._pending = ""
+        self._streamed = 0
+        self._sent_at = time.perf_counter()
+        self._first_at = 0.0
+        self._set_state("streaming", self.status.text())
+        self._timer.start()
+
+    def _on_piece(self, text: str) -> None:
+        if not self._first_at:
+            self._first_at = time.perf_counter()
+        self._pending += text
+        self._streamed += 1
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._end().insertText(self._pending, _format())
+            self._pending = ""
+            self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
+        if self.state == "streaming" and self._first_at:
+            elapsed = time.perf_counter() - self._first_at
+            speed = f" · {(self._streamed - 1) / elapsed:.1f} tok/s" if elapsed > 0 and self._streamed > 1 else ""
+            first = (self._first_at - self._sent_at) * 1000
+            self.live.setText(f"{self._streamed} tokens{speed} · first token {first:.0f} ms")
+
+    def _on_event(self, event: str, data: dict[str, Any]) -> None:
+        if event == "ready":
+            self.context = int(data["context_length"])
+            settings = GenerationSettings(**data["settings"])
+            where = PROVIDER_NAMES.get(data["provider"], data["provider"])
+            self._set_state("ready", f"{Path(data['model']).name} on {where} · context {self.context:,} tokens")
+            self.settings_loaded.emit((settings, self.context))
+        elif event == "failed":
+            self.cpu_build = data.get("cpu_build")
+            self.cpu_button.setVisible(bool(self.cpu_build))
+            self._set_state("failed", data["message"])
+        elif event == "template" and data.get("warning"):
+            self._show_warning(f"Chat template: {data['warning']}")
+        elif event == "reply":
+            self._flush()
+            reply = Reply(**data)
+            self.transcript.turns.append(Turn("assistant", reply.text, reply))
+            self._append_figures(reply)
+            self._show_warning(reply.warning)
+            self._timer.stop()
+            self.live.setText("")
+            self._set_state("ready", self.status.text())
+            self.reply_finished.emit(reply)
+        elif event == "refused":
+            if self.state == "streaming" and data.get("op") in ("send", "regenerate"):
+                self._timer.stop()
+                if data.get("op") == "send" and self.transcript.turns:
+                    self.transcript.turns.pop()
+                self._render()
+                self._set_state("ready", self.status.text())
+            self._show_warning(data["message"])
+
+    def _on_finished(self, process: ChatProcess, outcome: Any) -> None:
+        process.deleteLater()
+        if process is not self.process:
+            return  # an old child, ended on purpose
+        self.process = None
+        self._timer.stop()
+        if self.state != "failed":
+            self._set_state("failed", f"The chat process ended: {outcome.message or outcome.status}.")
+
+    def _set_state(self, state: str, text: str) -> None:
+        self.state = state
+        self.status.setText(text)
+        self.status.setStyleSheet(_ERROR_STYLE if state == "failed" else "")
+        self.load_button.setText("Reload" if state in ("ready", "streaming") else "Load")
+        self.state_changed.emit(state)
+
+    def _show_warning(self, text: str) -> None:
+        self.warning.setText(text)
+        self.warning.setVisible(bool(text))
+
+    # --- the transcript view ----------------------------------------------------------------------
+
+    def _render(self) -> None:
+        self.view.clear()
+        for turn in self.transcript.turns:
+            self._append_message(turn.role, turn.content)
+            if turn.reply is not None:
+                self._append_figures(turn.reply)
+
+    def _end(self) -> QTextCursor:
+        cursor = self.view.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        return cursor
+
+    def _append_header(self, role: str) -> None:
+        cursor = self._end()
+        if not self.view.document().isEmpty():
+            cursor.insertBlock()
+            cursor.insertBlock()
+        name = "You" if role == "user" else Path(self.transcript.model).name or "Model"
+        cursor.insertText(name, _format("#1f5fa8" if role == "user" else "#2e7d32", bold=True))
+        cursor.insertBlock()
+
+    def _append_message(self, role: str, text: str) -> None:
+        self._append_header(role)
+        self._end().insertText(text, _format())
+
+    def _append_figures(self, reply: Reply) -> None:
+        cursor = self._end()
+        cursor.insertBlock()
+        cursor.insertText(reply.figures(), _format("#777777", smaller=True))
+
+
+class SettingsBox(QGroupBox):
+    """The generation settings, starting from the loaded model's genai_config."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Generation", parent)
+        self.max_length = QSpinBox()
+        self.max_length.setRange(1, 512)
+        self.sample = QComboBox()
+        self.sample.addItems(["Greedy", "Sampling"])
+        self.temperature = _spin(0.01, 5.0, 0.05, 2)
+        self.top_p = _spin(0.01, 1.0, 0.05, 2)
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 1000)
+        self.repetition_penalty = _spin(0.5, 3.0, 0.05, 2)
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        form = QFormLayout(self)
+        for label, widget in (
+            ("Max length", self.max_length),
+            ("Decoding", self.sample),
+            ("Temperature", self.temperature),
+            ("Top-p", self.top_p),
+            ("Top-k", self.top_k),
+            ("Repetition penalty", self.repetition_penalty),
+            ("Seed", self.seed),
+        ):
+            form.addRow(label, widget)
+        self.sample.currentIndexChanged.connect(self._enable)
+        self.show_settings(GenerationSettings(), 512)
+
+    def show_settings(self, settings: GenerationSettings, context: int) -> None:
+        self.max_length.setMaximum(context)
+        self.max_length.setToolTip(f"At most the model's context, {context:,} tokens")
+        self.max_length.setValue(settings.max_length)
+        self.sample.setCurrentIndex(1 if settings.do_sample else 0)
+        self.temperature.setValue(settings.temperature)
+        self.top_p.setValue(settings.top_p)
+        self.top_k.setValue(settings.top_k)
+        self.repetition_penalty.setValue(settings.repetition_penalty)
+        self.seed.setValue(-1 if settings.seed is None else settings.seed)
+        self._enable()
+
+    def settings(self) -> GenerationSettings:
+        return GenerationSettings(
+            max_length=self.max_length.value(),
+            do_sample=self.sample.currentIndex() == 1,
+            temperature=self.temperature.value(),
+            top_p=self.top_p.value(),
+            top_k=self.top_k.value(),
+            repetition_penalty=self.repetition_penalty.value(),
+            seed=None if self.seed.value() < 0 else self.seed.value(),
+        )
+
+    def _enable(self) -> None:
+        sampling = self.sample.currentIndex() == 1
+        for widget in (self.temperature, self.top_p, self.top_k, self.seed):
+            widget.setEnabled(sampling)
+
+
+class ChatPane(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.columns = [ChatColumn("A"), ChatColumn("B")]
+        self.settings_box = SettingsBox()
+        self.system_edit = QLineEdit()
+        self.system_edit.setPlaceholderText("System prompt (optional)")
+        self.side_by_side = QCheckBox("Side by side")
+        self.side_by_side.setToolTip("Send each prompt to two models and watch both answers stream")
+        self.input = QLineEdit()
+        self.input.setPlaceholderText("Message — Enter sends")
+        self.send_button = QPushButton("Send")
+        self.stop_button = QPushButton("Stop")
+        self.regenerate_button = QPushButton("Regenerate")
+        self.clear_button = QPushButton("Clear")
+        self.copy_button = QPushButton("Copy reply")
+        self.export_button = QPushButton("Export…")
+        self._layout()
+        self.columns[1].hide()
+        for column in self.columns:
+            column.state_changed.connect(self._update_buttons)
+        self.columns[0].settings_loaded.connect(lambda loaded: self.settings_box.show_settings(*loaded))
+        self.side_by_side.toggled.connect(self._toggle_side_by_side)
+        self.input.returnPressed.connect(self.send)
+        self.send_button.clicked.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.clear_button.clicked.connect(self.clear)
+        self.copy_button.clicked.connect(self.copy_reply)
+        self.export_button.clicked.connect(self.choose_export)
+        self._update_buttons()
+
+    def _layout(self) -> None:
+        split = QSplitter(Qt.Orientation.Horizontal)
+        for column in self.columns:
+            split.addWidget(column)
+        side = QVBoxLayout()
+        side.addWidget(self.settings_box)
+        side.addWidget(self.side_by_side)
+        side.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(split, 1)
+        top.addLayout(side)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.input, 1)
+        for button in (self.send_button, self.stop_button, self.regenerate_button, self.clear_button):
+            buttons.addWidget(button)
+        buttons.addWidget(self.copy_button)
+        buttons.addWidget(self.export_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.system_edit)
+        layout.addLayout(top, 1)
+        layout.addLayout(buttons)
+
+    def active_columns(self) -> list[ChatColumn]:
+        return self.columns if self.side_by_side.isChecked() else self.columns[:1]
+
+    # --- fed by the main window -------------------------------------------------------------------
+
+    def set_models(self, entries: list[Any]) -> None:
+        """The library's entries; those of kind 'onnx' are the models one can chat with."""
+        models = [(entry.name, entry.path) for entry in entries if entry.kind == "onnx"]
+        for column in self.columns:
+            column.set_models(models)
+
+    def select_model(self, path: str) -> None:
+        """Preselect a model for column A (the library's selection); nothing is loaded until Load."""
+        self.columns[0].select_model(path)
+
+    def set_hardware(self, report: Any) -> None:
+        gpus: dict[str, list[tuple[str, int]]] = {
+            "dml": [(gpu.name, gpu.index) for gpu in report.gpus if gpu.index is not None],
+            "cuda": [(gpu.name, gpu.nvml_index) for gpu in report.gpus if gpu.nvml_index is not None],
+        }
+        for column in self.columns:
+            column.set_hardware(report.usable_providers(), gpus)
+
+    def shutdown(self) -> None:
+        """End every chat child and wait for it: the window is closing."""
+        for column in self.columns:
+            column.unload(wait=True)
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def send(self) -> None:
+        text = self.input.text().strip()
+        ready = [column for column in self.active_columns() if column.state == "ready"]
+        if not text or not ready:
+            return
+        for column in ready:
+            column.send(text, self.system_edit.text(), self.settings_box.settings())
+        self.input.clear()
+
+    def stop(self) -> None:
+        for column in self.columns:
+            column.stop()
+
+    def regenerate(self) -> None:
+        for column in self.active_columns():
+            column.regenerate(self.system_edit.text(), self.settings_box.settings())
+
+    def clear(self) -> None:
+        for column in self.columns:
+            column.clear()
+
+    def copy_reply(self) -> None:
+        QGuiApplication.clipboard().setText(self.columns[0].last_reply_text())
+
+    def choose_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export the conversation", "conversation.md", "Markdown (*.md);;JSON (*.json)"
+        )
+        if path:
+            self.export(Path(path))
+
+    def export(self, path: Path, column: int = 0) -> None:
+        """Markdown or JSON by the file's suffix."""
+        transcript = self.columns[column].transcript
+        text = transcript.to_json() if path.suffix.lower() == ".json" else transcript.to_markdown()
+        path.write_text(text, encoding="utf-8")
+
+    def _toggle_side_by_side(self, on: bool) -> None:
+        self.columns[1].setVisible(on)
+        if not on:
+            self.columns[1].unload()
+        self._update_buttons()
+
+    def _update_buttons(self, *_: Any) -> None:
+        states = {column.state for column in self.active_columns()}
+        streaming = "streaming" in states
+        ready = "ready" in states and not streaming
+        self.send_button.setEnabled(ready)
+        self.regenerate_button.setEnabled(ready)
+        self.stop_button.setEnabled(streaming)
+        self.clear_button.setEnabled(not streaming)
+        self.export_button.setEnabled(not streaming)
+
+
+def _fitted(settings: GenerationSettings, context: int) -> GenerationSettings:
+    """The settings for a model whose context may be shorter than the one the box was sized for."""
+    if context and settings.max_length > context:
+        return GenerationSettings(**{**settings.to_dict(), "max_length": context})
+    return settings
+
+
+def _spin(low: float, high: float, step: float, decimals: int) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setDecimals(decimals)
+    return spin
+
+
+def _format(colour: str = "", bold: bool = False, smaller: bool = False) -> QTextCharFormat:
+    text_format = QTextCharFormat()
+    if colour:
+        text_format.setForeground(QColor(colour))
+    if bold:
+        text_format.setFontWeight(QFont.Weight.Bold)
+    if smaller:
+        text_format.setFontPointSize(max(QFont().pointSizeF() - 1.5, 6.0))
+    return text_format
