@@ -19,6 +19,7 @@ from app import __version__
 from app.errors import ForgeError
 from app.paths import app_icon
 from ui.browser import BrowserPane
+from ui.chat import ChatPane
 from ui.hardware import HardwarePane, HardwareProbe, status_summary
 from ui.jobs import JobsPane
 from ui.presets import PresetPane
@@ -44,11 +45,13 @@ class MainWindow(QMainWindow):
         self.quantize = QuantizePane()
         self.jobs = JobsPane()
         self.hardware = HardwarePane()
+        self.chat = ChatPane()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.presets, "Convert")
         self.tabs.addTab(self.quantize, "Quantize")
         self.tabs.addTab(self.jobs, "Jobs")
         self.tabs.addTab(self.hardware, "Hardware")
+        self.tabs.addTab(self.chat, "Chat")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.browser)
         splitter.addWidget(self.tabs)
@@ -60,6 +63,7 @@ class MainWindow(QMainWindow):
 
         self.browser.selection_changed.connect(self._on_selection)
         self.browser.refreshed.connect(lambda: self.quantize.show_results(self.browser.entries()))
+        self.browser.refreshed.connect(lambda: self.chat.set_models(self.browser.entries()))
         self.presets.convert_requested.connect(self._on_convert_requested)
         self.quantize.quantize_requested.connect(self._on_quantize_requested)
         self.jobs.job_finished.connect(self._on_job_finished)
@@ -82,7 +86,7 @@ class MainWindow(QMainWindow):
         self._action(jobs_menu, "&Convert", QKeySequence("Ctrl+Return"), self.presets.request_convert)
         self._action(jobs_menu, "Cancel &all", QKeySequence("Ctrl+Shift+X"), self.jobs.cancel_all)
         view_menu = self.menuBar().addMenu("&View")
-        for index, name in enumerate(("Convert", "Quantize", "Jobs", "Hardware")):
+        for index, name in enumerate(self.tabs.tabText(index) for index in range(self.tabs.count())):
             self._action(
                 view_menu, name, QKeySequence(f"Ctrl+{index + 1}"), lambda index=index: self.tabs.setCurrentIndex(index)
             )
@@ -110,6 +114,7 @@ class MainWindow(QMainWindow):
         self.hardware_report = report
         self.presets.set_hardware(report)
         self.hardware.set_report(report)
+        self.chat.set_hardware(report)
         saved = self.settings.gpu_index
         if saved is not None and any(gpu.index == saved for gpu in report.gpus):
             self.hardware.select_gpu(saved)
@@ -132,6 +137,8 @@ class MainWindow(QMainWindow):
             entry.path if usable else "", entry.name if usable else "", entry.kind if usable else ""
         )
         self.quantize.show_results(self.browser.entries())
+        if entry is not None and entry.kind == "onnx":
+            self.chat.select_model(entry.path)
 
     def _on_convert_requested(self, requests: list) -> None:
         from app.convert import plan_conversion
@@ -183,6 +190,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.jobs.cancel_all()
+        self.chat.shutdown()
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.sync()
