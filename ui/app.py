@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -54,6 +55,10 @@ def run_window() -> int:
     app.setOrganizationName("ONNX Forge")
     install_error_hooks()
     window = MainWindow()
+    if os.environ.get("FORGE_SMOKE_TEST"):
+        from ui.smoke import SmokeTest
+
+        SmokeTest(window)
     window.show()
     code = app.exec()
     # Tear the window down while Qt is still whole: left to interpreter shutdown, PySide6 6.12 sometimes
