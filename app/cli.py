@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--revision", help="hub revision (branch, tag or commit) for a hub id")
     convert.add_argument("--no-check", action="store_true", help="skip loading and test-running the output")
+    convert.add_argument(
+        "--report", action="store_true", help="measure quality and speed when done, for the report card (`report`)"
+    )
     convert.set_defaults(handler=cmd_convert)
 
     quantize = commands.add_parser(
@@ -93,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     quantize.add_argument("--no-eval", action="store_true", help="skip measuring perplexity against the input")
     quantize.add_argument("--options", action="store_true", help="list the algorithm's options and exit")
+    quantize.add_argument(
+        "--report", action="store_true", help="measure quality and speed when done, for the report card (`report`)"
+    )
     quantize.set_defaults(handler=cmd_quantize)
 
     from .chat_repl import add_arguments as add_chat_arguments
@@ -122,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ep", choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"], help="run on this provider")
     bench.add_argument("--json", action="store_true", help="print JSON")
     bench.set_defaults(handler=cmd_bench)
+
+    report = commands.add_parser(
+        "report", help="the report card of a model and its variants: size, perplexity, speed, drift, the pick"
+    )
+    report.add_argument("folders", nargs="+", metavar="FOLDER", help="ONNX Runtime GenAI model folders")
+    report.add_argument("--no-measure", action="store_true", help="show cached figures only; measure nothing")
+    report.add_argument("--text", help="eval text for what gets measured (default: the held-out demo text)")
+    report.add_argument("--max-tokens", type=int, default=20000, help="score at most this many tokens")
+    report.add_argument("--repeats", type=int, default=5, help="bench repeats after the warm-up")
+    report.add_argument("--no-drift", action="store_true", help="do not load the source checkpoint in PyTorch")
+    report.add_argument("--json", action="store_true", help="print JSON")
+    report.set_defaults(handler=cmd_report)
 
     hardware = commands.add_parser("hardware", help="GPUs and the execution providers this machine can use")
     hardware.add_argument("--json", action="store_true", help="print JSON")
@@ -223,6 +241,97 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .jobs.runner import run_job
+    from .report import MeasureSettings, recommend, rows
+
+    folders = [Path(folder).expanduser().resolve() for folder in args.folders]
+    for folder in folders:
+        if not (folder / "genai_config.json").is_file():
+            raise ForgeError(f"{folder} is not an ONNX Runtime GenAI folder (no genai_config.json); give one.")
+
+    def gather() -> list:
+        found: dict[str, Any] = {}
+        for folder in folders:
+            found |= {row.folder: row for row in rows(folder)}
+        return list(found.values())
+
+    table = gather()
+    missing = [row.folder for row in table if row.kind == "onnx" and not row.measured]
+    if missing and not args.no_measure:
+        settings = MeasureSettings(
+            text=str(Path(args.text).resolve()) if args.text else None,
+            max_tokens=args.max_tokens,
+            repeats=args.repeats,
+            against_source=not args.no_drift,
+        )
+        outcome = run_job("report", {"folders": missing, "settings": settings.to_dict()}, _print_progress)
+        if not outcome.ok:
+            print(f"error: {outcome.message}", file=sys.stderr)
+            return 1
+        table = gather()
+    pick = recommend(table)
+    if args.json:
+        _print_json(
+            {
+                "rows": [row.to_dict() for row in table],
+                "recommended": pick[0].folder if pick else None,
+                "reason": pick[1] if pick else None,
+            }
+        )
+        return 0
+    print_report(table, pick)
+    return 0
+
+
+def _print_progress(message: Any) -> None:
+    from .jobs.protocol import Log, Progress
+
+    if isinstance(message, Progress):
+        print(f"[{message.percent:5.1f}%] {message.stage}: {message.detail}", file=sys.stderr, flush=True)
+    elif isinstance(message, Log) and message.stream == "report":
+        print(f"  {message.text}", file=sys.stderr, flush=True)
+
+
+def print_report(table: list, pick: tuple | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def number(value: Any, form: str, scale: float = 1.0) -> str:
+        return "-" if value is None else format(value * scale, form)
+
+    view = Table(title="Report card")
+    for column in (
+        "",
+        "variant",
+        "made as",
+        "size MB",
+        "perplexity",
+        "gen tok/s",
+        "prompt tok/s",
+        "TTFT ms",
+        "peak MB",
+    ):
+        view.add_column(column, justify="left" if column in ("", "variant", "made as") else "right")
+    view.add_column("top-1 / KL")
+    for row in table:
+        drift = "-" if row.top1_agreement is None else f"{row.top1_agreement:.2%} / {row.mean_kl:.2g}"
+        view.add_row(
+            "*" if pick and row is pick[0] else ("stale" if row.stale else ""),
+            row.name,
+            row.label,
+            number(row.size_bytes, ",.1f", 2**-20),
+            number(row.perplexity, ".4f"),
+            number(row.generation_tps, ",.1f"),
+            number(row.prompt_tps, ",.0f"),
+            number(row.ttft_seconds, ",.1f", 1000),
+            number(row.peak_memory_bytes, ",.0f", 2**-20),
+            drift,
+        )
+    Console(width=max(120, Console().width)).print(view)
+    print(f"recommended: {pick[0].name}: {pick[1]}" if pick else "recommended: - (nothing measured yet)")
+
+
 def cmd_hardware(args: argparse.Namespace) -> int:
     from .hardware import format_report, probe_hardware
 
@@ -267,7 +376,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             choices = f" ({'/'.join(option.choices)})" if option.choices else ""
             print(f"{option.name:<28} {option.kind:<7} default {option.default!r}{choices}: {option.help}")
         return 0
-    request = QuantizeRequest(args.input, args.output, algo, overrides, args.overwrite, evaluate=not args.no_eval)
+    request = QuantizeRequest(
+        args.input,
+        args.output,
+        algo,
+        overrides,
+        args.overwrite,
+        evaluate=not args.no_eval,
+        report={} if args.report else None,
+    )
     plan_quantization(request)
     outcome, code = run_in_terminal("quantize", request.to_dict(), args.output, algo, [])
     if outcome.ok:
@@ -307,6 +424,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code,
             revision=args.revision,
             check=not args.no_check,
+            report={} if args.report else None,
         )
         plans.append(plan_conversion(request, usable))
     return convert_all(plans)

@@ -45,6 +45,8 @@ class ConvertRequest:
     trust_remote_code: bool = False
     revision: str | None = None
     check: bool = True
+    report: dict[str, Any] | None = None
+    """When given (app.report.MeasureSettings fields, {} for the defaults): measure quality and speed when done."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -298,8 +300,13 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         )
         manifest.write(built, record)
         move_into_place(built, output, root)
+        result = {"output": str(output), "manifest": record}
+        if request.report is not None:
+            from .report import measure_after
+
+            result["report"] = measure_after(output, request.report, emit)
         progress.stage(100, "done", str(output))
-        return {"output": str(output), "manifest": record}
+        return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

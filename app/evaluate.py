@@ -141,14 +141,16 @@ def drift(
     model_dir, source = Path(model_dir), Path(source)
     text_path = Path(text_path) if text_path else default_eval_text()
     lines = text_lines(text_path)
-    torch_model, hf_tokenizer = load_source(source, model_dir)
     og = load_genai()
     model, tokenizer = load_model(model_dir, "cpu")
     window = min(context_length(model_dir), _MAX_WINDOW)
     bos = _bos_token_id(model_dir)
     skip = 1 if bos is not None else 0
+    windows_to_score = list(token_windows(lines, tokenizer.encode, window, bos, max_tokens))
+    check_enough(sum(len(tokens) - 1 for _line, tokens in windows_to_score), text_path, min_tokens)
+    torch_model, hf_tokenizer = load_source(source, model_dir)
     agree, scored, windows, kl_sum, kl_max, nll_onnx, nll_torch, differing = 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0
-    for line, tokens in token_windows(lines, tokenizer.encode, window, bos, max_tokens):
+    for line, tokens in windows_to_score:
         if hf_tokenizer is not None and hf_tokenizer.encode(line, add_special_tokens=False) != tokens[skip:]:
             differing += 1
         onnx_lp = log_softmax(onnx_logits(og, model, tokens, model_dir))[:-1]
@@ -170,7 +172,6 @@ def drift(
         nll_torch -= float(torch_lp[positions, targets].sum())
         scored += len(targets)
         windows += 1
-    check_enough(scored, text_path, min_tokens)
     if hf_tokenizer is None:
         note = f"{source} has no tokenizer transformers can load; both models were given the ONNX model's ids."
     elif differing:

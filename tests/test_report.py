@@ -4,6 +4,7 @@ forge.json, the recommend rule, and the bad inputs; on real FP32 and INT4 builds
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from app.convert import ConvertRequest, plan_conversion, run_conversion
 from app.errors import InputError
 from app.evaluate import MIN_SCORED_TOKENS, drift, perplexity
+from app.jobs.history import convert_command
 from app.paths import demo_checkpoint
-from tests.conftest import run_main
+from app.report import MeasureSettings, Row, cached, foreign_cache_path, measure, recommend, rows
+from tests.conftest import ROOT, run_main
 
 # Enough tokens for tight figures, few enough to keep each test to seconds.
 TOKENS = 1500
@@ -49,8 +52,6 @@ def test_eval_against_through_the_cli(demo_builds):
     figures = json.loads(result.stdout)
     assert 0.8 < figures["top1_agreement"] < 1.0 and 0 < figures["mean_kl"] < 0.1
     assert figures["source"] == str(demo_checkpoint())
-    plain = run_main("eval", str(demo_builds["int4"]), "--against", "demo", "--max-tokens", "300")
-    assert "top-1 agreement" in plain.stdout and "mean KL" in plain.stdout
 
 
 def test_against_a_folder_that_is_not_a_checkpoint_is_refused(demo_builds, tmp_path):
@@ -75,3 +76,140 @@ def test_a_text_shorter_than_one_window_is_refused(demo_builds, tmp_path):
     enough = tmp_path / "enough.txt"
     enough.write_text("Tom goes to the park. He sees a big dog. The dog is happy. Tom pets the dog.\n" * 2)
     assert perplexity(demo_builds["fp32"], enough).tokens >= MIN_SCORED_TOKENS
+
+
+# --- the report engine ------------------------------------------------------------------------------------------------
+
+QUICK = MeasureSettings(max_tokens=300, prompt_tokens=32, gen_tokens=8, repeats=1)
+
+
+@pytest.fixture(scope="session")
+def measured(demo_builds) -> dict[str, dict]:
+    """Both demo builds measured once, in this process, drift included (the demo checkpoint is on disk)."""
+    return {preset: measure(folder, QUICK) for preset, folder in demo_builds.items()}
+
+
+@pytest.fixture(autouse=True)
+def forge_home(tmp_path, monkeypatch):
+    """Each test its own data folder: the library and the cache of foreign folders."""
+    monkeypatch.setenv("FORGE_HOME", str(tmp_path / "forge-home"))
+    return tmp_path / "forge-home"
+
+
+def test_measure_caches_the_figures_in_forge_json(demo_builds, measured):
+    record = json.loads((demo_builds["int4"] / "forge.json").read_text())
+    figures = record["report"]
+    assert figures == json.loads(json.dumps(measured["int4"]))
+    assert figures["perplexity"]["tokens"] >= 300 and 1 < figures["perplexity"]["perplexity"] < 2
+    assert figures["speed"]["generation_tokens_per_second"] > 0 and figures["speed"]["peak_memory_bytes"] > 0
+    assert figures["drift"]["source"] == str(demo_checkpoint()) and figures["drift"]["mean_kl"] > 0
+    assert figures["perplexity"]["perplexity"] == figures["drift"]["onnx_perplexity"]
+    assert figures["text"].endswith("demo_heldout.txt") and len(figures["text_sha256"]) == 64
+    assert "onnxruntime-genai" in figures["versions"] and figures["measured"]
+    assert set(figures["files"]) == {item["path"] for item in record["files"]}
+    assert all(figures["files"][item["path"]]["sha256"] == item["sha256"] for item in record["files"])
+
+
+def test_rows_gather_the_variants_and_the_source_without_measuring(demo_builds, measured):
+    table = rows(demo_builds["fp32"])
+    assert [(row.name, row.kind) for row in table] == [("fp32", "onnx"), ("int4", "onnx"), ("demo", "checkpoint")]
+    fp32, int4, source = table
+    assert fp32.label == "fp32 (cpu)" and int4.label == "int4 (cpu)"
+    assert int4.size_bytes < fp32.size_bytes / 2
+    assert int4.perplexity == measured["int4"]["perplexity"]["perplexity"]
+    assert fp32.top1_agreement >= 0.99 and int4.mean_kl > fp32.mean_kl
+    assert source.perplexity == pytest.approx(measured["fp32"]["drift"]["torch_perplexity"])
+    assert source.generation_tps is None
+    assert [row.name for row in rows(demo_builds["int4"])] == ["int4", "fp32", "demo"]
+
+
+def test_a_changed_model_file_invalidates_the_cache(demo_builds, measured, copy_of):
+    folder = copy_of(demo_builds["int4"])
+    assert cached(folder)[0] is not None  # a copy keeps the figures: same files, same sha256
+    os.utime(folder / "genai_config.json")  # a new mtime alone: the sha256 is read again and still matches
+    assert cached(folder)[0] is not None
+    data = folder / "model.onnx.data"
+    data.write_bytes(data.read_bytes()[:-4] + b"\0\0\0\1")
+    figures, stale = cached(folder)
+    assert figures is None and stale
+    row = rows(folder, candidates=[])[0]
+    assert not row.measured and row.stale and "changed" in row.notes[0]
+
+
+def test_a_folder_we_did_not_make_is_cached_under_the_data_folder(demo_builds, copy_of, forge_home):
+    folder = copy_of(demo_builds["int4"])
+    (folder / "forge.json").unlink()
+    figures = measure(folder, QUICK)
+    assert not (folder / "forge.json").exists()
+    assert foreign_cache_path(folder).is_relative_to(forge_home) and foreign_cache_path(folder).is_file()
+    assert figures["drift"] is None  # no forge.json, so no known source
+    (row,) = rows(folder)
+    assert row.label == "GenAI model" and row.perplexity == figures["perplexity"]["perplexity"]
+
+
+def _row(name: str, size: int, ppl: float | None, tps: float | None) -> Row:
+    figures = None
+    if ppl is not None:
+        figures = {"perplexity": {"perplexity": ppl}, "speed": {"generation_tokens_per_second": tps}}
+    return Row(f"/m/{name}", name, "onnx", name, size, figures)
+
+
+def test_recommend_takes_the_smallest_of_the_good_and_fast_ones():
+    fp32, fp16 = _row("fp32", 400, 1.400, 100.0), _row("fp16", 200, 1.401, 97.0)
+    int4, bad = _row("int4", 100, 1.420, 60.0), _row("int2", 50, 1.60, 300.0)
+    assert recommend([fp32, fp16, bad])[0] is fp16  # within 2 % and within 5 % of the fastest: the smaller one
+    assert recommend([fp32, fp16, int4, bad])[0] is fp16  # int4 is as good but much slower
+    choice, reason = recommend([fp32, fp16, _row("int4", 100, 1.420, 200.0), bad])
+    assert choice.name == "int4" and "within 2 % of the best (1.400)" in reason and "no other" in reason
+    assert recommend([bad, _row("new", 10, None, None)])[0] is bad
+    assert recommend([_row("new", 10, None, None)]) is None
+
+
+def test_report_command_prints_the_table_and_the_pick(demo_builds, measured):
+    result = run_main("report", str(demo_builds["fp32"]), "--no-measure", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [row["name"] for row in data["rows"]] == ["fp32", "int4", "demo"]
+    assert data["recommended"] in {str(demo_builds["fp32"]), str(demo_builds["int4"])} and data["reason"]
+    plain = run_main("report", str(demo_builds["int4"]), "--no-measure")
+    assert "Report card" in plain.stdout and "recommended: " in plain.stdout
+    refused = run_main("report", str(demo_checkpoint()))
+    assert refused.returncode == 2 and "not an ONNX Runtime GenAI folder" in refused.stderr
+
+
+def test_report_command_measures_what_is_not_cached_in_worker_children(demo_builds, copy_of):
+    folder = copy_of(demo_builds["int4"])
+    record = json.loads((folder / "forge.json").read_text())
+    record.pop("report", None)
+    (folder / "forge.json").write_text(json.dumps(record))
+    result = run_main("report", str(folder), "--max-tokens", "200", "--repeats", "1", "--no-drift", "--json")
+    assert result.returncode == 0, result.stderr
+    (row, source) = json.loads(result.stdout)["rows"]
+    assert row["perplexity"] > 1 and row["generation_tokens_per_second"] > 0 and row["top1_agreement"] is None
+    assert source["kind"] == "checkpoint" and "measuring" in result.stderr
+    assert json.loads((folder / "forge.json").read_text())["report"]["settings"]["max_tokens"] == 200
+
+
+def test_a_conversion_asked_to_report_fills_its_report_card(tmp_path):
+    request = ConvertRequest("demo", str(tmp_path / "int4"), preset="int4", ep="cpu", check=False)
+    request.report = {"max_tokens": 200, "repeats": 1, "prompt_tokens": 32, "gen_tokens": 8, "against_source": False}
+    messages = []
+    plan = plan_conversion(request, usable_eps={"cpu"})
+    result = run_conversion(plan, messages.append)
+    assert result["report"]["perplexity"] > 1 and result["report"]["speed"]["repeats"] == 1
+    (row, _source) = rows(tmp_path / "int4", candidates=[])
+    assert row.measured and row.perplexity == result["report"]["perplexity"]
+    assert any(getattr(message, "stage", "") == "measuring" for message in messages)
+    assert "--report" in convert_command(plan.to_dict())
+
+
+def test_the_report_engine_imports_nothing_heavy_until_it_measures():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app.report, app.evaluate\n"
+        "print([name for name in ('torch', 'onnxruntime', 'onnxruntime_genai', 'transformers') if name in sys.modules])"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert found.stdout.strip() == "[]", found.stderr

@@ -125,6 +125,8 @@ def quantize_command(request: dict[str, Any]) -> list[str]:
         args.append("--overwrite")
     if not request.get("evaluate", True):
         args.append("--no-eval")
+    if request.get("report") is not None:
+        args.append("--report")
     return args
 
 
@@ -167,6 +169,8 @@ def convert_command(plan: dict[str, Any]) -> list[str]:
         args += ["--revision", request["revision"]]
     if not request.get("check", True):
         args.append("--no-check")
+    if request.get("report") is not None:
+        args.append("--report")
     return args
 
 

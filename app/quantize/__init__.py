@@ -101,6 +101,8 @@ class QuantizeRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     overwrite: bool = False
     evaluate: bool = True
+    report: dict[str, Any] | None = None
+    """When given (app.report.MeasureSettings fields, {} for the defaults): measure quality and speed when done."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,8 +231,13 @@ def run_quantization(spec: dict[str, Any], emit: Emit) -> dict[str, Any]:
         record["size_bytes"] = sum(item["size"] for item in record["files"])
         manifest.write(built, record)
         move_into_place(built, output, root)
+        result = {"output": str(output), "manifest": record}
+        if request.report is not None:
+            from ..report import measure_after
+
+            result["report"] = measure_after(output, request.report, emit)
         emit(Progress(100, "done", str(output)))
-        return {"output": str(output), "manifest": record}
+        return result
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
