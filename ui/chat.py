@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -46,7 +46,7 @@ class ChatProcess(JobRunner):
     """A chat child: a JobRunner (start, cancel, kill, memory) that also passes chat lines on and takes requests."""
 
     piece = Signal(str)
-    event = Signal(str, dict)
+    event = Signal(str, object)  # object, not dict: PySide6 converting dicts of bools corrupts refcounts
 
     def __init__(self, spec: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__("chat", spec, parent=parent)
@@ -112,8 +112,9 @@ class ChatColumn(QWidget):
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(_WARNING_STYLE)
-        self.view = QTextBrowser()
-        self.view.setOpenLinks(False)
+        self.view = QPlainTextEdit()  # lays out a long transcript far faster than a rich-text view
+        self.view.setReadOnly(True)
+        self.view.setUndoRedoEnabled(False)
         self.live = QLabel("")
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
