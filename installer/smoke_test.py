@@ -66,7 +66,8 @@ def run(program: Path, args: list[str], env: dict[str, str], step: str, report: 
 
 
 def check_window(program: Path, env: dict[str, str], report: Report) -> None:
-    output = run(program, [], {**env, "FORGE_SMOKE_TEST": "1", "QT_QPA_PLATFORM": "offscreen"}, "window", report)
+    smoke_env = {**env, "FORGE_SMOKE_TEST": "1", "QT_QPA_PLATFORM": "offscreen", "FORGE_SMOKE_T0": repr(time.time())}
+    output = run(program, [], smoke_env, "window", report)
     lines = [line for line in output.splitlines() if line.startswith("forge-smoke ")]
     if not lines:
         raise SmokeFailure(f"window: no forge-smoke line in its output:\n{output[-2000:]}")

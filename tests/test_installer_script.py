@@ -106,3 +106,20 @@ def test_bundle_check_refuses_a_bundled_vc_runtime(standin, tmp_path):
     assert any("onnxruntime_genai/models/builder.py" in problem for problem in found)
     (bundle / "_internal" / "msvcp140.dll").write_bytes(b"MZ")
     assert any("msvcp140.dll" in problem for problem in check_bundle.problems(bundle))
+
+
+def test_windows_lock_holds_every_requirement_of_the_build():
+    """A dependency added to pyproject.toml without re-running installer/lock.py fails here, not on a Windows PC."""
+    pytest.importorskip("tomllib")  # Python 3.11+
+    import lock
+
+    def name(line: str) -> str:
+        return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9_.-]+)", line).group(1).lower())
+
+    text = (ROOT / "installer" / "requirements-directml.txt").read_text(encoding="utf-8")
+    locked = dict(re.findall(r"^([a-z0-9][a-z0-9_.-]*)==(\S+)", text, re.MULTILINE))
+    locked = {re.sub(r"[-_.]+", "-", key): value for key, value in locked.items()}
+    wanted = lock.requirements("directml")
+    assert [line for line in wanted if name(line) not in locked] == []
+    pins = dict(re.findall(r"^\s*([A-Za-z0-9_.-]+)==([^;\s]+)", "\n".join(wanted), re.MULTILINE))
+    assert {name(key): value for key, value in pins.items() if locked[name(key)] != value} == {}

@@ -1,5 +1,5 @@
 """FORGE_SMOKE_TEST=1: the window closes itself once it has painted and sat idle for a moment, and prints one line,
-`forge-smoke {json}`: seconds from process start to the first paint, resident memory when idle, whether torch or
+`forge-smoke {json}`: seconds from spawn to the first paint, resident memory when idle, whether torch or
 onnxruntime were loaded, and every module of app/ and ui/ that fails to import (in a frozen app, a hidden import
 PyInstaller missed). installer/smoke_test.py and bench/startup.py read it."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 import sys
 import time
@@ -19,6 +20,11 @@ HEAVY_MODULES = ("torch", "onnxruntime", "onnxruntime_genai", "transformers")
 
 
 def process_seconds() -> float:
+    """Seconds since the parent started this process (FORGE_SMOKE_T0, its time.time() just before spawning), else
+    since the process was created (on Linux only as exact as the boot time's whole second)."""
+    started = os.environ.get("FORGE_SMOKE_T0")
+    if started:
+        return time.time() - float(started)
     import psutil
 
     return time.time() - psutil.Process().create_time()
