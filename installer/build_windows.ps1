@@ -20,7 +20,9 @@ function Invoke-Step([string]$Program, [string[]]$Arguments) {
 $venv = Join-Path $BuildDir "venv-$Flavor"
 if (-not (Test-Path "$venv\Scripts\python.exe")) { Invoke-Step $Python @("-m", "venv", $venv) }
 $py = Join-Path $venv "Scripts\python.exe"
-Invoke-Step $py @("-m", "pip", "install", "-q", "--require-hashes", "-r", "installer\requirements-$Flavor.txt")
+# --no-deps: the lock is complete, and onnxruntime-genai-directml declares an onnxruntime-directml PyPI lacks.
+Invoke-Step $py @("-m", "pip", "install", "-q", "--no-deps", "--require-hashes",
+    "-r", "installer\requirements-$Flavor.txt")
 Invoke-Step $py @("installer\check_env.py", "--flavor", $Flavor)
 
 $env:FORGE_FLAVOR = $Flavor

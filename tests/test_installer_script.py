@@ -123,3 +123,12 @@ def test_windows_lock_holds_every_requirement_of_the_build():
     assert [line for line in wanted if name(line) not in locked] == []
     pins = dict(re.findall(r"^\s*([A-Za-z0-9_.-]+)==([^;\s]+)", "\n".join(wanted), re.MULTILINE))
     assert {name(key): value for key, value in pins.items() if locked[name(key)] != value} == {}
+
+
+def test_directml_flavor_is_the_pair_pyproject_declares_for_windows():
+    pytest.importorskip("tomllib")
+    import lock
+
+    declared = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    windows = re.findall(r'"(onnxruntime[a-z-]*==[^;"]+); sys_platform == \'win32\'"', declared)
+    assert sorted(windows) == sorted(lock.FLAVORS["directml"])
