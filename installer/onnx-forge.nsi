@@ -56,6 +56,8 @@ VIAddVersionKey "LegalCopyright" "ONNX Forge contributors"
 !include x64.nsh
 
 !define MUI_ABORTWARNING
+!define MUI_ICON "forge.ico"
+!define MUI_UNICON "forge.ico"
 !define MUI_FINISHPAGE_RUN "$INSTDIR\${APP_EXE}"
 !define MUI_FINISHPAGE_RUN_TEXT "Start ${APP_NAME}"
 
