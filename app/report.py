@@ -381,7 +381,13 @@ def _size(folder: Path) -> int:
 
 def rows(folder: Path, candidates: Iterable[Path] | None = None) -> list[Row]:
     """One row per variant with its cached figures, then the source checkpoint (its perplexity from PyTorch,
-    where a drift was measured); reads files only, loads no model."""
+    where a drift was measured); reads files only, loads no model. For a checkpoint: the rows of its variants
+    (none when it has not been converted yet)."""
+    if model_kind(Path(folder)) == "checkpoint":
+        checkpoint = Path(folder).resolve()
+        pool = candidate_folders(checkpoint) if candidates is None else [Path(c) for c in candidates]
+        made = next((c for c in pool if model_kind(c) == "onnx" and root_source(c) == checkpoint), None)
+        return rows(made, pool) if made is not None else []
     found = []
     for variant in variants(folder, candidates):
         figures, stale = cached(variant)
@@ -391,6 +397,26 @@ def rows(folder: Path, candidates: Iterable[Path] | None = None) -> list[Row]:
     if source is not None:
         found.append(_checkpoint_row(source, found))
     return found
+
+
+def new_report_job(folders: list[str], logs_dir: Path, settings: MeasureSettings | None = None) -> Any:
+    """A queued `report` job (app.jobs.history.JobRecord) measuring these folders, and its command line."""
+    from .jobs.history import JobRecord, format_command, new_job_id
+
+    job_id = new_job_id()
+    names = ", ".join(Path(folder).name for folder in folders)
+    return JobRecord(
+        id=job_id,
+        title=f"report card · {names}",
+        model=names,
+        preset="report",
+        ep="cpu",
+        output=folders[0],
+        plan={"folders": folders, "settings": (settings or MeasureSettings()).to_dict()},
+        kind="report",
+        log_path=str(logs_dir / f"{job_id}.log"),
+        command_line=format_command(["python", "main.py", "report", *folders]),
+    )
 
 
 def _checkpoint_row(source: Path, onnx_rows: list[Row]) -> Row:

@@ -197,6 +197,12 @@ class JobsPane(QWidget):
         """Queue a quantization (a request already checked by app.quantize.plan_quantization)."""
         return self._enqueue(new_quantize_record(request.to_dict(), self._history.logs_dir))
 
+    def enqueue_report(self, folders: list[str], settings: Any = None) -> str:
+        """Queue measuring these GenAI folders for the report card (app.report; settings: MeasureSettings)."""
+        from app.report import new_report_job
+
+        return self._enqueue(new_report_job(folders, self._history.logs_dir, settings))
+
     def has_running(self) -> bool:
         return self._runner is not None
 
@@ -391,6 +397,12 @@ class JobsPane(QWidget):
         if record is None or not record.is_finished:
             return
         try:
+            if record.kind == "report":
+                from app.report import MeasureSettings
+
+                settings = MeasureSettings(**record.plan.get("settings", {}))
+                self.select(self.enqueue_report(record.plan["folders"], settings))
+                return
             if record.kind == "quantize":
                 request = QuantizeRequest(**record.plan)
                 plan_quantization(request)

@@ -24,6 +24,7 @@ from ui.hardware import HardwarePane, HardwareProbe, status_summary
 from ui.jobs import JobsPane
 from ui.presets import PresetPane
 from ui.quantize import QuantizePane
+from ui.report import ReportPane
 from ui.settings import Settings
 from ui.widgets.error_dialog import show_error
 
@@ -46,12 +47,14 @@ class MainWindow(QMainWindow):
         self.jobs = JobsPane()
         self.hardware = HardwarePane()
         self.chat = ChatPane()
+        self.report = ReportPane()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.presets, "Convert")
         self.tabs.addTab(self.quantize, "Quantize")
         self.tabs.addTab(self.jobs, "Jobs")
         self.tabs.addTab(self.hardware, "Hardware")
         self.tabs.addTab(self.chat, "Chat")
+        self.tabs.addTab(self.report, "Report")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.browser)
         splitter.addWidget(self.tabs)
@@ -66,6 +69,7 @@ class MainWindow(QMainWindow):
         self.browser.refreshed.connect(lambda: self.chat.set_models(self.browser.entries()))
         self.presets.convert_requested.connect(self._on_convert_requested)
         self.quantize.quantize_requested.connect(self._on_quantize_requested)
+        self.report.measure_requested.connect(self._on_measure_requested)
         self.jobs.job_finished.connect(self._on_job_finished)
         self.hardware.gpu_chosen.connect(self._on_gpu_chosen)
         self._build_menus()
@@ -137,6 +141,7 @@ class MainWindow(QMainWindow):
             entry.path if usable else "", entry.name if usable else "", entry.kind if usable else ""
         )
         self.quantize.show_results(self.browser.entries())
+        self.report.set_model(entry.path if usable else "")
         if entry is not None and entry.kind == "onnx":
             self.chat.select_model(entry.path)
 
@@ -159,9 +164,14 @@ class MainWindow(QMainWindow):
         self.jobs.enqueue_quantization(request)
         self.tabs.setCurrentWidget(self.jobs)
 
+    def _on_measure_requested(self, folders: list) -> None:
+        self.jobs.enqueue_report(folders)
+        self.tabs.setCurrentWidget(self.jobs)
+
     def _on_job_finished(self, job_id: str, state: str, output: str) -> None:
         if state == "succeeded" and output:
             self.browser.add_folder(Path(output))
+        self.report.refresh()
         seconds = self.jobs.seconds_of(job_id)
         if self.tray is not None and not self.isActiveWindow() and seconds >= _NOTIFY_AFTER_SECONDS:
             self.tray.show()
