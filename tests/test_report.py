@@ -12,7 +12,7 @@ import pytest
 from app.convert import ConvertRequest, plan_conversion, run_conversion
 from app.errors import InputError
 from app.evaluate import MIN_SCORED_TOKENS, drift, perplexity
-from app.jobs.history import convert_command
+from app.jobs.history import convert_command, quantize_command
 from app.paths import demo_checkpoint
 from app.report import MeasureSettings, Row, cached, foreign_cache_path, measure, recommend, rows
 from tests.conftest import ROOT, run_main
@@ -213,3 +213,15 @@ def test_the_report_engine_imports_nothing_heavy_until_it_measures():
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert found.stdout.strip() == "[]", found.stderr
+
+
+def test_a_quantization_asked_to_report_fills_its_report_card(demo_builds, tmp_path):
+    from app.quantize import QuantizeRequest, run_quantization
+
+    request = QuantizeRequest(str(demo_builds["fp32"]), str(tmp_path / "q4"), "q4", evaluate=False)
+    request.report = {"max_tokens": 200, "repeats": 1, "prompt_tokens": 32, "gen_tokens": 8}
+    result = run_quantization(request.to_dict(), lambda message: None)
+    assert result["report"]["perplexity"] > 1 and result["report"]["drift"]["source"] == str(demo_checkpoint())
+    (row, source) = rows(tmp_path / "q4", candidates=[])
+    assert row.label == "q4" and row.measured and source.kind == "checkpoint"
+    assert "--report" in quantize_command(request.to_dict())

@@ -175,6 +175,10 @@ class PresetPane(QWidget):
         self.output_edit.textChanged.connect(self._update_convert_button)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.clicked.connect(self._browse)
+        self.report_box = QCheckBox("Measure quality and speed when done")
+        self.report_box.setToolTip(
+            "Run eval and bench on the result once it is in place, so the Report tab fills itself (takes longer)."
+        )
         self.convert_button = QPushButton("Convert")
         self.convert_button.setDefault(True)
         self.convert_button.clicked.connect(self.request_convert)
@@ -199,6 +203,7 @@ class PresetPane(QWidget):
         footer.addWidget(self.output_label)
         footer.addWidget(self.output_edit, 1)
         footer.addWidget(self.browse_button)
+        footer.addWidget(self.report_box)
         footer.addWidget(self.convert_button)
         layout = QVBoxLayout(self)
         layout.addLayout(header)
@@ -401,6 +406,7 @@ class PresetPane(QWidget):
                 preset=preset_id,
                 ep=ep,
                 overrides=self._custom_values(ep) if preset_id == "custom" else {},
+                report={} if self.report_box.isChecked() else None,
             )
             for preset_id, output in self.outputs().items()
         ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -58,6 +59,10 @@ class QuantizePane(QWidget):
         self.message.setWordWrap(True)
         self.quantize_button = QPushButton("Quantize")
         self.quantize_button.clicked.connect(self.request_quantize)
+        self.report_box = QCheckBox("Measure quality and speed when done")
+        self.report_box.setToolTip(
+            "Run eval and bench on the result once it is in place, so the Report tab fills itself (takes longer)."
+        )
         self.results = QTableWidget(0, len(_RESULT_COLUMNS))
         self.results.setHorizontalHeaderLabels(_RESULT_COLUMNS)
         self.results.horizontalHeader().setStretchLastSection(True)
@@ -70,6 +75,7 @@ class QuantizePane(QWidget):
         output_row = QHBoxLayout()
         output_row.addWidget(QLabel("Output folder:"))
         output_row.addWidget(self.output_edit, 1)
+        output_row.addWidget(self.report_box)
         output_row.addWidget(self.quantize_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.input_label)
@@ -155,6 +161,7 @@ class QuantizePane(QWidget):
 
     def request_quantize(self) -> None:
         request = QuantizeRequest(self._input, self.output_edit.text().strip(), self.selected_algo(), self.overrides())
+        request.report = {} if self.report_box.isChecked() else None
         try:
             plan_quantization(request)
         except ForgeError as error:

@@ -119,3 +119,30 @@ def test_the_pane_imports_no_torch_or_onnxruntime(measured_builds):
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == "[]"
+
+
+def test_convert_and_quantize_panes_ask_for_a_report_when_ticked(qtbot, measured_builds, tmp_path):
+    from app.checkpoints import inspect_checkpoint
+    from app.paths import demo_checkpoint
+    from ui.presets import PresetPane
+    from ui.quantize import QuantizePane
+
+    presets = PresetPane()
+    qtbot.addWidget(presets)
+    presets.set_checkpoint(inspect_checkpoint(demo_checkpoint()), "demo")
+    presets.cards["int4"].checkbox.setChecked(True)
+    presets.output_edit.setText(str(tmp_path / "converted"))
+    for ticked, expected in ((False, None), (True, {})):
+        presets.report_box.setChecked(ticked)
+        with qtbot.waitSignal(presets.convert_requested) as convert:
+            presets.convert_button.click()
+        assert [request.report for request in convert.args[0]] == [expected]
+    quantize = QuantizePane()
+    qtbot.addWidget(quantize)
+    quantize.set_model(str(measured_builds["fp32"]), "fp32", "onnx")
+    quantize.set_algo("q4")
+    quantize.output_edit.setText(str(tmp_path / "q4"))
+    quantize.report_box.setChecked(True)
+    with qtbot.waitSignal(quantize.quantize_requested) as requested:
+        quantize.quantize_button.click()
+    assert requested.args[0].report == {}
