@@ -66,10 +66,68 @@ def main() -> int:
     window.quantize.set_algo("q4")
     window.tabs.setCurrentWidget(window.quantize)
     save("quantize")
+    save_chat(window, save, wait_for)
+    save_report(window, save, wait_for, finished[0][2])
     window.close()
     window.deleteLater()  # see ui/app.py: tear down while Qt is whole
     app.processEvents()
     return 0
+
+
+def save_chat(window, save, wait_for) -> None:
+    """The Chat tab with the converted demo: one finished turn, and the next reply caught while it streams."""
+    chat = window.chat  # the converted model, selected above, is preselected here
+    column = chat.columns[0]
+    window.tabs.setCurrentWidget(chat)
+    chat.system_edit.setText("You tell short stories for children.")
+    column.load()
+    wait_for(column.settings_loaded, 60000)
+    chat.input.setText("Tom goes to the")
+    chat.send()
+    wait_for(column.reply_finished, 60000)
+    streamed: list[str] = []
+
+    def mid_reply(text: str, _count: int) -> None:
+        streamed.append(text)
+        if len("".join(streamed)) >= 50 and len(streamed) < 10_000:
+            streamed.extend([""] * 10_000)  # once
+            column.flush()
+            save("chat")
+
+    column.process.piece.connect(mid_reply)
+    chat.input.setText("Then Lily")
+    chat.send()
+    wait_for(column.reply_finished, 60000)
+    column.unload(wait=True)
+
+
+def save_report(window, save, wait_for, int4: str) -> None:
+    """The Report tab for the demo's FP32, INT4 and q4 (FP32 quantized) builds, each measured by a real job:
+    FP32 and q4 through the panes' "Measure quality and speed when done", INT4 through the Report tab's Measure."""
+    from pathlib import Path
+
+    from app.paths import demo_checkpoint
+
+    window.browser.select_path(demo_checkpoint())
+    window.presets.tick_presets(["fp32"])
+    window.presets.report_box.setChecked(True)
+    window.presets.request_convert()
+    wait_for(window.jobs.job_finished, 600000)
+    wait_for(window.browser.refreshed, 30000)
+    fp32 = str(Path(int4).with_name(Path(int4).name.replace("int4", "fp32")))
+    window.browser.select_path(fp32)
+    window.quantize.set_algo("q4")
+    window.quantize.report_box.setChecked(True)
+    window.quantize.request_quantize()
+    wait_for(window.jobs.job_finished, 600000)
+    wait_for(window.browser.refreshed, 30000)
+    window.browser.select_path(int4)
+    window.tabs.setCurrentWidget(window.report)
+    window.report.request_measure()  # the INT4 build, converted above without figures
+    wait_for(window.jobs.job_finished, 600000)
+    window.tabs.setCurrentWidget(window.report)
+    window.report.refresh()
+    save("report")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,25 @@ def test_cli_refuses_a_dml_build_here_with_the_cpu_offer(builds):
         f"error: {builds['dml'].name} was built for DirectML, which is not usable here (DirectML runs only on "
         f"Windows, and this is Linux); its CPU build {builds['cpu'].name} runs here: load that instead."
     )
+
+
+def test_the_chat_child_takes_the_next_request_as_soon_as_it_announces_a_reply(builds):
+    from app.jobs.chat_worker import ChatServer
+    from app.jobs.protocol import ChatEvent
+
+    events: list[ChatEvent] = []
+    done = threading.Event()
+
+    def emit(message) -> None:
+        if isinstance(message, ChatEvent):
+            events.append(message)
+            if message.event == "reply":
+                # The parent may answer at once, while the reply thread is still winding down.
+                server.handle({"op": "settings", "settings": {"temperature": 0.5}})
+                done.set()
+
+    server = ChatServer(ChatSession(builds["cpu"]), emit)
+    server.handle({"op": "send", "text": "Tom goes to the"})
+    assert done.wait(60)
+    assert [event.event for event in events] == ["reply", "settings"]
+    assert server.session.settings.temperature == 0.5

@@ -38,6 +38,7 @@ from app.jobs.protocol import ChatEvent, Piece, decode
 from ui.job_runner import JobRunner
 
 FLUSH_MS = 40
+EP_LABELS = {"cpu": "CPU", "dml": "DirectML", "cuda": "CUDA", "trt-rtx": "TensorRT-RTX", "webgpu": "WebGPU"}
 _WARNING_STYLE = "color: #b05a00;"
 _ERROR_STYLE = "color: #b00020;"
 
@@ -45,7 +46,8 @@ _ERROR_STYLE = "color: #b00020;"
 class ChatProcess(JobRunner):
     """A chat child: a JobRunner (start, cancel, kill, memory) that also passes chat lines on and takes requests."""
 
-    piece = Signal(str)
+    piece = Signal(str, int)
+    """Text that arrived in one read, and how many pieces (about one per token) it joins."""
     event = Signal(str, object)  # object, not dict: PySide6 converting dicts of bools corrupts refcounts
 
     def __init__(self, spec: dict[str, Any], parent: QObject | None = None) -> None:
@@ -64,14 +66,14 @@ class ChatProcess(JobRunner):
                 pieces.append(message.text)
                 continue
             if pieces:
-                self.piece.emit("".join(pieces))
+                self.piece.emit("".join(pieces), len(pieces))
                 pieces = []
             if isinstance(message, ChatEvent):
                 self.event.emit(message.event, message.data)
             else:
                 rest.append(line)
         if pieces:
-            self.piece.emit("".join(pieces))
+            self.piece.emit("".join(pieces), len(pieces))
         if rest:
             super()._handle_stdout(rest)
 
@@ -97,6 +99,7 @@ class ChatColumn(QWidget):
         self._usable = {"cpu"}
         self._pending = ""
         self._streamed = 0
+        self._streamed_drawn = False
         self._sent_at = 0.0
         self._first_at = 0.0
         self.model_combo = QComboBox()
@@ -118,7 +121,7 @@ class ChatColumn(QWidget):
         self.live = QLabel("")
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
-        self._timer.timeout.connect(self._flush)
+        self._timer.timeout.connect(self.flush)
 
         pickers = QHBoxLayout()
         pickers.addWidget(QLabel(f"<b>{title}</b>"))
@@ -173,7 +176,7 @@ class ChatColumn(QWidget):
         self.ep_combo.clear()
         for name in ("cpu", "dml", "cuda", "trt-rtx", "webgpu"):
             if name in self._usable:
-                self.ep_combo.addItem(PROVIDER_NAMES[name], name)
+                self.ep_combo.addItem(EP_LABELS[name], name)
         self.ep_combo.blockSignals(False)
         self._on_model_changed()
 
@@ -277,20 +280,24 @@ class ChatColumn(QWidget):
         self._append_header("assistant")
         self._pending = ""
         self._streamed = 0
+        self._streamed_drawn = False
         self._sent_at = time.perf_counter()
         self._first_at = 0.0
         self._set_state("streaming", self.status.text())
         self._timer.start()
 
-    def _on_piece(self, text: str) -> None:
+    def _on_piece(self, text: str, count: int) -> None:
         if not self._first_at:
             self._first_at = time.perf_counter()
         self._pending += text
-        self._streamed += 1
+        self._streamed += count
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Draw the pieces that arrived since the last call (the timer calls it while a reply streams)."""
         if self._pending:
-            self._end().insertText(self._pending, _format())
+            text = self._pending if self._streamed_drawn else self._pending.lstrip()
+            self._end().insertText(text, _format())
+            self._streamed_drawn = True
             self._pending = ""
             self.view.verticalScrollBar().setValue(self.view.verticalScrollBar().maximum())
         if self.state == "streaming" and self._first_at:
@@ -313,7 +320,7 @@ class ChatColumn(QWidget):
         elif event == "template" and data.get("warning"):
             self._show_warning(f"Chat template: {data['warning']}")
         elif event == "reply":
-            self._flush()
+            self.flush()
             reply = Reply(**data)
             self.transcript.turns.append(Turn("assistant", reply.text, reply))
             self._append_figures(reply)
@@ -376,7 +383,7 @@ class ChatColumn(QWidget):
 
     def _append_message(self, role: str, text: str) -> None:
         self._append_header(role)
-        self._end().insertText(text, _format())
+        self._end().insertText(text.lstrip() if role == "assistant" else text, _format())
 
     def _append_figures(self, reply: Reply) -> None:
         cursor = self._end()

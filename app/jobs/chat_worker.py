@@ -36,10 +36,11 @@ class ChatServer:
     def __init__(self, session: Any, emit: Callable[[Any], None]) -> None:
         self.session = session
         self.emit = emit
-        self._reply: threading.Thread | None = None
+        # Cleared before the reply is announced: the parent may send the next request the moment it reads it.
+        self._streaming = threading.Event()
 
     def busy(self) -> bool:
-        return self._reply is not None and self._reply.is_alive()
+        return self._streaming.is_set()
 
     def handle(self, request: dict[str, Any]) -> bool:
         """Serve one request; False when the child should end."""
@@ -76,16 +77,18 @@ class ChatServer:
             raise ForgeError(f"unknown chat request '{op}'.")
 
     def _start(self, pieces: Iterator[str]) -> None:
-        self._reply = threading.Thread(target=self._stream, args=(pieces,), daemon=True)
-        self._reply.start()
+        self._streaming.set()
+        threading.Thread(target=self._stream, args=(pieces,), daemon=True).start()
 
     def _stream(self, pieces: Iterator[str]) -> None:
         try:
             for piece in pieces:
                 self.emit(Piece(piece))
         except Exception as error:  # noqa: BLE001 - a failed reply is reported; the child keeps serving
+            self._streaming.clear()
             self.emit(ChatEvent("refused", {"op": "send", "message": f"the reply failed: {error}"}))
             return
+        self._streaming.clear()
         self.emit(ChatEvent("reply", self.session.last_reply().to_dict()))
 
 
