@@ -4,6 +4,7 @@ then repeats of a fixed prompt length and generation length, reporting medians."
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,7 +12,6 @@ from typing import Any
 
 from .chat import context_length, load_genai, load_model
 from .errors import InputError
-from .manifest import peak_memory_bytes
 
 
 @dataclass
@@ -33,7 +33,15 @@ def benchmark(
     model_dir: Path, prompt_tokens: int = 128, gen_tokens: int = 64, repeats: int = 5, ep: str | None = None
 ) -> Speed:
     og = load_genai()
-    model, tokenizer = load_model(Path(model_dir), ep)
+    sampler = PeakMemory()
+    with sampler:
+        return _measure(og, sampler, Path(model_dir), prompt_tokens, gen_tokens, repeats, ep)
+
+
+def _measure(
+    og: Any, sampler: PeakMemory, model_dir: Path, prompt_tokens: int, gen_tokens: int, repeats: int, ep: str | None
+) -> Speed:
+    model, tokenizer = load_model(model_dir, ep)
     if prompt_tokens + gen_tokens > context_length(model_dir):
         raise InputError(
             f"{prompt_tokens} prompt + {gen_tokens} generated tokens exceed the model's context of "
@@ -52,9 +60,39 @@ def benchmark(
         prompt_tokens_per_second=prompt_tokens / statistics.median(first_tokens),
         generation_tokens_per_second=1 / statistics.median(per_token),
         time_to_first_token_seconds=statistics.median(first_tokens),
-        peak_memory_bytes=peak_memory_bytes(),
+        peak_memory_bytes=sampler.peak,
         ep=ep or "as built",
     )
+
+
+class PeakMemory:
+    """This process's resident memory, sampled every 10 ms while the model loads and runs (as onnxruntime-genai's
+    benchmark script does). Not the OS's peak counter: on Linux a child started from a big worker inherits that
+    worker's peak through exec."""
+
+    def __init__(self, interval: float = 0.01) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.peak = 0
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
 
 
 def _one_run(og: Any, model: Any, prompt: list[int], gen_tokens: int) -> tuple[float, float]:

@@ -72,6 +72,7 @@ class BarChart(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.getAxis("left").setTextPen("#333")
         self.getAxis("bottom").setTextPen("#333")
+        self.getAxis("left").setWidth(48)  # room for "1,000": a narrower axis drops the labels that do not fit
         self.setMinimumHeight(150)
         self.bars: pg.BarGraphItem | None = None
         self.labels: list[str] = []
