@@ -1,7 +1,8 @@
 """The Report tab: every variant of the selected model's source, as a table and bar charts, the recommended one marked.
 
 It shows cached figures only (app.report reads forge.json and the data folder's cache; nothing is loaded), so it
-opens at once; "Measure" queues a report job for the variants without figures. Charts are pyqtgraph bar graphs.
+opens at once; "Measure" queues a report job for the variants without figures. Charts are pyqtgraph bar graphs,
+made when the tab is first shown: importing pyqtgraph costs ~0.7 s (it loads its Qt modules), too much for start-up.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
@@ -61,35 +61,42 @@ CHARTS: tuple[tuple[str, str, Callable[[Row], float | None]], ...] = (
 )
 
 
-class BarChart(pg.PlotWidget):
+class BarChart(QWidget):
     """One figure across the variants: a bar per row that has it, labelled with the variant's name."""
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background="w")
-        self.setTitle(title, color="#222", size="10pt")
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.setMenuEnabled(False)
-        self.getAxis("left").setTextPen("#333")
-        self.getAxis("bottom").setTextPen("#333")
-        self.getAxis("left").setWidth(48)  # room for "1,000": a narrower axis drops the labels that do not fit
+        import pyqtgraph as pg
+
+        super().__init__(parent)
+        self._pg = pg
+        self.plot = pg.PlotWidget(self, background="w")
+        self.plot.setTitle(title, color="#222", size="10pt")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).setTextPen("#333")
+        self.plot.getAxis("left").setWidth(48)  # room for "1,000": a narrower axis drops the labels that do not fit
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
         self.setMinimumHeight(150)
-        self.bars: pg.BarGraphItem | None = None
+        self.bars = None
         self.labels: list[str] = []
 
     def set_bars(self, labels: list[str], values: list[float], colors: list[QColor]) -> None:
-        self.clear()
+        self.plot.clear()
         self.labels = labels
         self.bars = None
         if not values:
             return
-        self.bars = pg.BarGraphItem(
+        self.bars = self._pg.BarGraphItem(
             x=list(range(len(values))), height=values, width=0.6, brushes=[QBrush(c) for c in colors], pen=None
         )
-        self.addItem(self.bars)
-        self.getAxis("bottom").setTicks([list(enumerate(labels))])
-        self.setXRange(-0.6, len(values) - 0.4, padding=0)
-        self.setYRange(0, max(values) * 1.1 or 1, padding=0)
+        self.plot.addItem(self.bars)
+        self.plot.getAxis("bottom").setTicks([list(enumerate(labels))])
+        self.plot.setXRange(-0.6, len(values) - 0.4, padding=0)
+        self.plot.setYRange(0, max(values) * 1.1 or 1, padding=0)
 
     def bar_count(self) -> int:
         return 0 if self.bars is None else len(self.bars.opts["height"])
@@ -122,7 +129,8 @@ class ReportPane(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
-        self.charts = {key: BarChart(title) for key, title, _ in CHARTS}
+        self.charts: dict[str, BarChart] = {}
+        self._charts_grid = QGridLayout()
         self._layout()
         self._update_buttons()
 
@@ -131,11 +139,8 @@ class ReportPane(QWidget):
         header.addWidget(self.title, 1)
         header.addWidget(self.refresh_button)
         header.addWidget(self.measure_button)
-        grid = QGridLayout()
-        for index, chart in enumerate(self.charts.values()):
-            grid.addWidget(chart, index // 2, index % 2)
         charts = QWidget()
-        charts.setLayout(grid)
+        charts.setLayout(self._charts_grid)
         upper = QWidget()
         upper_layout = QVBoxLayout(upper)
         upper_layout.setContentsMargins(0, 0, 0, 0)
@@ -226,6 +231,10 @@ class ReportPane(QWidget):
         return "\n".join([*lines, *row.notes])
 
     def _fill_charts(self) -> None:
+        if not self.charts:
+            for index, (key, title, _figure) in enumerate(CHARTS):
+                self.charts[key] = BarChart(title)
+                self._charts_grid.addWidget(self.charts[key], index // 2, index % 2)
         for key, _title, figure in CHARTS:
             shown = [(row, figure(row)) for row in self.rows]
             shown = [(row, value) for row, value in shown if value is not None]
