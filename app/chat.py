@@ -105,11 +105,11 @@ def check_loadable(folder: Path, ep: str | None = None) -> str:
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; pick an ONNX Runtime GenAI model folder.")
     read_genai_config(folder)
-    built_with = read_forge_record(folder).get("versions", {}).get("onnxruntime-genai")
+    versions = read_forge_record(folder).get("versions", {})
+    flavours = ("onnxruntime-genai", "onnxruntime-genai-directml", "onnxruntime-genai-cuda")
+    built_with = next((versions[name] for name in flavours if versions.get(name)), None)
     if built_with:
-        from importlib.metadata import version
-
-        installed = version("onnxruntime-genai")
+        installed = load_genai().__version__  # the DirectML flavour is another distribution of the same module
         if _version_tuple(built_with) > _version_tuple(installed):
             raise ModelLoadError(
                 f"{folder.name} was built by onnxruntime-genai {built_with}, newer than the installed {installed}; "
