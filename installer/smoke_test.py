@@ -74,6 +74,8 @@ def check_window(program: Path, env: dict[str, str], report: Report) -> None:
     report.window = json.loads(lines[-1].removeprefix("forge-smoke "))
     if report.window["import_failures"]:
         raise SmokeFailure(f"window: modules that do not import in the bundle: {report.window['import_failures']}")
+    if not (report.window["frozen"] and report.window["utf8_mode"] and report.window["unbuffered"]):
+        raise SmokeFailure(f"window: not frozen with the spec's interpreter options (-u, -X utf8): {report.window}")
     if report.window["heavy_modules_loaded"]:
         raise SmokeFailure(f"window: the window's process loaded {report.window['heavy_modules_loaded']}")
 

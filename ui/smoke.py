@@ -53,6 +53,8 @@ class SmokeTest(QObject):
             "idle_rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
             "heavy_modules_loaded": [name for name in HEAVY_MODULES if name in sys.modules],
             "frozen": bool(getattr(sys, "frozen", False)),
+            "utf8_mode": sys.flags.utf8_mode,
+            "unbuffered": bool(getattr(sys.stdout, "write_through", False)),
         }
         report.update(import_everything())
         print("forge-smoke " + json.dumps(report), flush=True)
