@@ -230,6 +230,9 @@ def measure(folder: Path, settings: MeasureSettings | None = None, emit: Emit | 
     say(Progress(5, "speed", f"{settings.repeats} runs of {settings.prompt_tokens}+{settings.gen_tokens} tokens"))
     speed = benchmark(folder, settings.prompt_tokens, settings.gen_tokens, settings.repeats, ep).to_dict()
     source = source_checkpoint(folder) if settings.against_source else None
+    if source is not None and not _drift_fits(source, folder):
+        say(Log(f"drift not measured: {source} in float32 beside this model needs more memory than is free", "report"))
+        source = None
     found_drift = None
     if source is not None:
         say(Progress(40, "drift", f"against {source} in PyTorch"))
@@ -258,6 +261,16 @@ def measure(folder: Path, settings: MeasureSettings | None = None, emit: Emit | 
     where = store(folder, figures)
     say(Progress(100, "done", f"cached in {where}"))
     return figures
+
+
+def _drift_fits(source: Path, folder: Path) -> bool:
+    """Whether the checkpoint in float32 (4 bytes a parameter) and the ONNX model fit in the memory free now."""
+    import psutil
+
+    from .checkpoints import inspect_checkpoint
+
+    needed = inspect_checkpoint(source).parameters * 4 + _size(folder)
+    return needed < psutil.virtual_memory().available
 
 
 def measure_in_child(folder: Path, settings: MeasureSettings, emit: Emit, low: float, high: float) -> dict[str, Any]:
