@@ -100,16 +100,21 @@ def stderr_or(stdout: TextIO) -> TextIO:
 def _stream_interruptibly(session: ChatSession, pieces: Any, stdout: TextIO) -> Reply:
     """Print the reply from a thread, so Ctrl+C reaches this one and stops generation between two tokens."""
 
-    def consume() -> None:
-        for piece in pieces:
-            stdout.write(piece)
-            stdout.flush()
+    done = threading.Event()
 
-    thread = threading.Thread(target=consume, daemon=True)
-    thread.start()
-    while thread.is_alive():
+    def consume() -> None:
         try:
-            thread.join(0.1)
+            for piece in pieces:
+                stdout.write(piece)
+                stdout.flush()
+        finally:
+            done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    # An Event, not Thread.join(): a KeyboardInterrupt inside join() can leave is_alive() wrongly False.
+    while not done.is_set():
+        try:
+            done.wait(0.1)
         except KeyboardInterrupt:
             session.stop()
     return session.last_reply()

@@ -4,6 +4,7 @@ role-marker chat template puts every turn in the prompt."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -267,3 +268,41 @@ def test_the_chat_child_takes_the_next_request_as_soon_as_it_announces_a_reply(b
     assert done.wait(60)
     assert [event.event for event in events] == ["reply", "settings"]
     assert server.session.settings.temperature == 0.5
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Ctrl+C is a console event on Windows, not SIGINT")
+def test_ctrl_c_stops_a_reply_in_the_interactive_cli(builds):
+    import signal
+
+    # Sampled hot with this seed, the demo talks to the maximum length (about 0.5 s here): time to interrupt it.
+    command = [sys.executable, str(ROOT / "main.py"), "chat", str(builds["cpu"])]
+    command += ["--sample", "--temperature", "5", "--top-k", "1000", "--seed", "2"]
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    child.stdin.write("Tom goes to the\n")
+    child.stdin.flush()
+    child.stdout.read(1)  # the reply has started
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate("/exit\n", timeout=60)
+    assert child.returncode == 0, err
+    figures = [line for line in err.splitlines() if "tok/s" in line]
+    assert len(figures) == 1 and figures[0].endswith("· stopped]")
+    assert int(re.search(r"\[(\d+) tokens", figures[0]).group(1)) < 507
+
+
+def test_the_chat_child_ends_when_its_parent_goes(builds):
+    from app.jobs.runner import worker_command
+
+    child = subprocess.Popen(
+        worker_command("chat", {"model": str(builds["cpu"]), "check_template": False}),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    for line in child.stdout:
+        if b'"ready"' in line:
+            break
+    child.stdin.close()  # what a killed window leaves: the end of stdin
+    assert child.wait(timeout=30) == 0
