@@ -27,3 +27,20 @@ def no_leaked_windows(qapp):
     for widget in leaked:
         widget.close()
     assert not leaked, f"top-level widgets left open: {leaked}"
+
+
+def drag_enter_and_drop(widget, mime):
+    """A real drag-enter and drop event pair at the widget's centre, as the window system delivers them.
+
+    PySide6 6.12 takes the drag-enter position as QPointF, 6.11 and earlier as QPoint (the C++ signature).
+    """
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    centre = widget.rect().center()
+    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    try:
+        enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    except TypeError:
+        enter = QDragEnterEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    return enter, QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from app.hub import download_checkpoint
@@ -17,6 +17,7 @@ from app.library import Library, LibraryEntry
 from app.paths import demo_checkpoint
 from tests.hub_server import HubServer, closed_port_url, hub_server  # noqa: F401 - the fixture
 from tests.test_library import DEMO_REPO, GATED_REPO, GRANTED, credential_store, make_onnx_folder  # noqa: F401
+from tests.ui.conftest import drag_enter_and_drop
 from ui.browser import BrowserPane
 from ui.widgets.hub_dialog import HubDialog
 
@@ -41,11 +42,8 @@ def drop(pane: BrowserPane, *urls: QUrl) -> QDropEvent:
     """A real drag-enter and drop of these URLs on the pane, as the window system delivers them."""
     mime = QMimeData()
     mime.setUrls(list(urls))
-    centre = pane.rect().center()
-    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    enter, event = drag_enter_and_drop(pane, mime)
     QApplication.sendEvent(pane, enter)
-    event = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)
     if enter.isAccepted():
         QApplication.sendEvent(pane, event)
     return event

@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QApplication
 
 from app.hardware import probe_hardware
 from app.hardware_probes import RecordedProbes
 from app.paths import demo_checkpoint
+from tests.ui.conftest import drag_enter_and_drop
 from ui.main_window import MainWindow
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "hardware"
@@ -33,12 +33,10 @@ def window(qtbot):
 def drop_on(window: MainWindow, qtbot, folder: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
-    centre = QPointF(window.rect().center())
-    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    enter, drop = drag_enter_and_drop(window, mime)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    QApplication.sendEvent(window, QDropEvent(centre, Qt.DropAction.CopyAction, mime, buttons, modifiers))
+    QApplication.sendEvent(window, drop)
     path = str(folder.resolve())
 
     def selected() -> bool:
