@@ -45,7 +45,8 @@ class ChatProcess(JobRunner):
 
     piece = Signal(str, int)
     """Text that arrived in one read, and how many pieces (about one per token) it joins."""
-    event = Signal(str, object)  # object, not dict: PySide6 converting dicts of bools corrupts refcounts
+    event = Signal(str, object)
+    """A ChatEvent's name and data (object: the dict passes as it is, with no round trip through QVariantMap)."""
 
     def __init__(self, spec: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__("chat", spec, parent=parent)
@@ -152,7 +153,10 @@ class ChatColumn(QWidget):
             self.model_combo.addItem(name, path)
             self.model_combo.setItemData(self.model_combo.count() - 1, path, Qt.ItemDataRole.ToolTipRole)
         self.model_combo.blockSignals(False)
-        self.select_model(current) if current else self._on_model_changed()
+        if current:
+            self.select_model(current)
+        else:
+            self._on_model_changed()
 
     def select_model(self, path: str) -> None:
         index = self.model_combo.findData(path)
