@@ -94,6 +94,7 @@ class ChatColumn(QWidget):
         self.context = 0
         self.cpu_build: str | None = None
         self._gpus: dict[str, list[tuple[str, int]]] = {}
+        self._preferred_gpu = ""
         self._usable = {"cpu"}
         self._pending = ""
         self._streamed = 0
@@ -192,10 +193,18 @@ class ChatColumn(QWidget):
         self.ep_combo.setCurrentIndex(index if index >= 0 else self.ep_combo.findData("cpu"))
         self._show_gpus()
 
+    def prefer_gpu(self, name: str) -> None:
+        """The GPU the Hardware tab chose, picked wherever the provider lists it."""
+        self._preferred_gpu = name
+        self._show_gpus()
+
     def _show_gpus(self) -> None:
         self.gpu_combo.clear()
         for name, device_id in self._gpus.get(str(self.ep_combo.currentData()), []):
             self.gpu_combo.addItem(name, device_id)
+        preferred = self.gpu_combo.findText(self._preferred_gpu)
+        if preferred >= 0:
+            self.gpu_combo.setCurrentIndex(preferred)
         self.gpu_combo.setVisible(self.gpu_combo.count() > 1)
 
     # --- the child --------------------------------------------------------------------------------
@@ -468,6 +477,12 @@ class ChatPane(QWidget):
         }
         for column in self.columns:
             column.set_hardware(report.usable_providers(), gpus)
+
+    def select_gpu(self, report: Any, index: int) -> None:
+        """Follow the Hardware tab's GPU choice (a DXGI adapter index)."""
+        chosen = next((gpu.name for gpu in report.gpus if gpu.index == index), "")
+        for column in self.columns:
+            column.prefer_gpu(chosen)
 
     def shutdown(self) -> None:
         """End every chat child and wait for it: the window is closing."""

@@ -123,11 +123,14 @@ class MainWindow(QMainWindow):
         if saved is not None and any(gpu.index == saved for gpu in report.gpus):
             self.hardware.select_gpu(saved)
             self.presets.set_gpu(saved)
+            self.chat.select_gpu(report, saved)
         self.hardware_label.setText(status_summary(report))
 
     def _on_gpu_chosen(self, index: int) -> None:
         self.settings.gpu_index = index
         self.presets.set_gpu(index)
+        if self.hardware_report is not None:
+            self.chat.select_gpu(self.hardware_report, index)
 
     def _on_selection(self, entry) -> None:
         from app.checkpoints import CheckpointInfo

@@ -212,3 +212,24 @@ def test_a_folder_dropped_on_the_window_can_be_chatted_with(qtbot, demo_builds):
     pid = column.process.pid
     window.close()  # ends the chat child too
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_gpu_picker_lists_directml_adapters_and_follows_the_hardware_tab(qtbot, demo_builds):
+    from tests.ui.test_main_window import RECORDINGS, RecordedProbes, probe_hardware
+
+    report = probe_hardware(RecordedProbes(RECORDINGS / "windows11_hybrid_laptop_rtx3060.json"))
+    pane = ChatPane()
+    qtbot.addWidget(pane)
+    pane.set_models([LibraryEntry("onnx", str(demo_builds["dml"]), "demo-int4-dml", "folder")])
+    pane.set_hardware(report)
+    column = pane.columns[0]
+    assert column.ep_combo.currentData() == "dml"  # the provider the model was built for
+    adapters = [column.gpu_combo.itemText(i) for i in range(column.gpu_combo.count())]
+    assert len(adapters) == 2 and not column.gpu_combo.isHidden()
+    discrete = next(gpu for gpu in report.gpus if "RTX" in gpu.name)
+    integrated = next(gpu for gpu in report.gpus if gpu is not discrete)
+    pane.select_gpu(report, integrated.index)
+    assert column.gpu_combo.currentText() == integrated.name
+    assert column.gpu_combo.currentData() == integrated.index
+    pane.select_gpu(report, discrete.index)
+    assert column.gpu_combo.currentData() == discrete.index
