@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -98,23 +99,18 @@ def stderr_or(stdout: TextIO) -> TextIO:
 
 
 def _stream_interruptibly(session: ChatSession, pieces: Any, stdout: TextIO) -> Reply:
-    """Print the reply from a thread, so Ctrl+C reaches this one and stops generation between two tokens."""
+    """Print the reply; Ctrl+C meanwhile stops generation between two tokens instead of raising.
 
-    done = threading.Event()
-
-    def consume() -> None:
-        try:
-            for piece in pieces:
-                stdout.write(piece)
-                stdout.flush()
-        finally:
-            done.set()
-
-    threading.Thread(target=consume, daemon=True).start()
-    # An Event, not Thread.join(): a KeyboardInterrupt inside join() can leave is_alive() wrongly False.
-    while not done.is_set():
-        try:
-            done.wait(0.1)
-        except KeyboardInterrupt:
-            session.stop()
+    The handler only sets the session's stop flag, so there is no moment in which a KeyboardInterrupt could
+    escape half-way through a token (signal handlers run on the main thread, where this is called from the CLI).
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: session.stop()) if on_main_thread else None
+    try:
+        for piece in pieces:
+            stdout.write(piece)
+            stdout.flush()
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGINT, previous)
     return session.last_reply()
