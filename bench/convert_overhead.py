@@ -52,21 +52,24 @@ def make_100m_checkpoint(dest: Path) -> Path:
 
 def run_measured(command: list[str]) -> tuple[float, int]:
     """(wall seconds, peak RSS of the process tree in bytes)."""
-    started = time.perf_counter()
-    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    peak = 0
-    while process.poll() is None:
-        total = 0
-        try:
-            for member in [process, *process.children(recursive=True)]:
-                total += member.memory_info().rss
-        except psutil.Error:
-            pass
-        peak = max(peak, total)
-        time.sleep(0.05)
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    # stderr goes to a file: a pipe nobody reads until the end fills up and stalls a chatty command.
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
+        peak = 0
+        while process.poll() is None:
+            total = 0
+            try:
+                for member in [process, *process.children(recursive=True)]:
+                    total += member.memory_info().rss
+            except psutil.Error:
+                pass
+            peak = max(peak, total)
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        if process.returncode != 0:
+            log.seek(0)
+            raise SystemExit(f"{' '.join(command)} failed:\n{log.read().decode(errors='replace')[-2000:]}")
     return seconds, peak
 
 
