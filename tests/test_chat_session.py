@@ -4,7 +4,6 @@ role-marker chat template puts every turn in the prompt."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -270,11 +269,38 @@ def test_the_chat_child_takes_the_next_request_as_soon_as_it_announces_a_reply(b
     assert server.session.settings.temperature == 0.5
 
 
+# Sampled hot with this seed, the demo talks to the maximum length (507 new tokens): a reply to interrupt.
+HOT = {"do_sample": True, "temperature": 5.0, "top_k": 1000, "seed": 2}
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="Ctrl+C is a console event on Windows, not SIGINT")
-def test_ctrl_c_stops_a_reply_in_the_interactive_cli(builds):
+def test_ctrl_c_stops_a_reply_in_the_conversation_loop(builds, capfd):
+    """A real SIGINT, raised the moment the first piece is printed: the reply ends there, the loop goes on."""
+    import io
+    import os
     import signal
 
-    # Sampled hot with this seed, the demo talks to the maximum length (about 0.5 s here): time to interrupt it.
+    from app.chat_repl import interact
+
+    class InterruptOnFirstWrite(io.StringIO):
+        def write(self, text: str) -> int:
+            if not self.getvalue():
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().write(text)
+
+    session = ChatSession(builds["cpu"])
+    session.set_settings(HOT)
+    assert interact(session, io.StringIO("Tom goes to the\n/exit\n"), InterruptOnFirstWrite()) == 0
+    reply = session.last_reply()
+    assert reply.stopped and 1 <= reply.new_tokens <= 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the reply
+    assert "· stopped]" in capfd.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Ctrl+C is a console event on Windows, not SIGINT")
+def test_ctrl_c_in_the_interactive_cli_leaves_the_conversation_running(builds):
+    import signal
+
     command = [sys.executable, str(ROOT / "main.py"), "chat", str(builds["cpu"])]
     command += ["--sample", "--temperature", "5", "--top-k", "1000", "--seed", "2"]
     child = subprocess.Popen(
@@ -283,12 +309,11 @@ def test_ctrl_c_stops_a_reply_in_the_interactive_cli(builds):
     child.stdin.write("Tom goes to the\n")
     child.stdin.flush()
     child.stdout.read(1)  # the reply has started
-    child.send_signal(signal.SIGINT)
+    child.send_signal(signal.SIGINT)  # the reply may be over on a slow machine: then it lands at the prompt
     out, err = child.communicate("/exit\n", timeout=60)
     assert child.returncode == 0, err
-    figures = [line for line in err.splitlines() if "tok/s" in line]
-    assert len(figures) == 1 and figures[0].endswith("· stopped]")
-    assert int(re.search(r"\[(\d+) tokens", figures[0]).group(1)) < 507
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "tok/s" in line]) == 1
 
 
 def test_the_chat_child_ends_when_its_parent_goes(builds):
