@@ -7,17 +7,17 @@ architecture's support comes from the installed builder (app.builder_info).
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .builder_defects import checkpoint_defect
 from .builder_info import builder_info
+from .checkpoint_config import MAX_CONFIG_BYTES, check_config, check_tokenizer_files, config_dims
 from .errors import CheckpointError
+from .weights import check_tensors, load_json_file, scan_safetensors, shard_files
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I32": "int32", "U8": "uint8"}
 
 
@@ -54,14 +54,9 @@ class CheckpointInfo:
 
 def read_config(folder: Path) -> dict[str, Any]:
     config_path = folder / "config.json"
-    if not config_path.is_file():
+    if not config_path.exists() and not config_path.is_symlink():
         raise CheckpointError(f"{folder} has no config.json, so it is not a Hugging Face checkpoint folder.")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(
-            f"{config_path} is not valid JSON ({error}); re-download the checkpoint or fix the file."
-        ) from None
+    config = load_json_file(config_path, MAX_CONFIG_BYTES, "re-download the checkpoint or fix the file")
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path} does not hold a JSON object; re-download the checkpoint.")
     return config
@@ -75,54 +70,6 @@ def check_folder(path: Path) -> Path:
     if not any(path.iterdir()):
         raise CheckpointError(f"{path} is empty; download or copy the checkpoint into it first.")
     return path.resolve()
-
-
-@dataclass
-class WeightScan:
-    parameters: int = 0
-    weight_bytes: int = 0
-    dtypes: dict[str, int] = field(default_factory=dict)
-
-
-def scan_safetensors(files: list[Path]) -> WeightScan:
-    """Sum tensor sizes from safetensors headers; a file shorter than its header promises is cut short."""
-    scan = WeightScan()
-    for file in files:
-        header_size, header = _safetensors_header(file)
-        end = 0
-        for name, tensor in header.items():
-            if name == "__metadata__":
-                continue
-            count = 1
-            for dim in tensor["shape"]:
-                count *= dim
-            scan.parameters += count
-            scan.dtypes[tensor["dtype"]] = scan.dtypes.get(tensor["dtype"], 0) + count
-            end = max(end, tensor["data_offsets"][1])
-        expected = 8 + header_size + end
-        actual = file.stat().st_size
-        if actual < expected:
-            raise CheckpointError(
-                f"{file.name} is cut short ({actual:,} of {expected:,} bytes); the download did not finish, "
-                "download it again."
-            )
-        scan.weight_bytes += actual
-    return scan
-
-
-def _safetensors_header(file: Path) -> tuple[int, dict[str, Any]]:
-    with file.open("rb") as handle:
-        raw_size = handle.read(8)
-        if len(raw_size) < 8:
-            raise CheckpointError(f"{file.name} is cut short (no safetensors header); download it again.")
-        (header_size,) = struct.unpack("<Q", raw_size)
-        raw_header = handle.read(header_size)
-    try:
-        if len(raw_header) < header_size:
-            raise ValueError("header cut short")
-        return header_size, json.loads(raw_header)
-    except (ValueError, UnicodeDecodeError):
-        raise CheckpointError(f"{file.name} is not a readable safetensors file; download it again.") from None
 
 
 def weight_files(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -139,7 +86,8 @@ def estimate_parameters(config: dict[str, Any]) -> int:
     layers = int(text.get("num_hidden_layers", 0))
     vocab = int(text.get("vocab_size", 0))
     heads, kv_heads, head_dim = attention_shape(text)
-    intermediate = int(text.get("intermediate_size", 4 * hidden))
+    intermediate = text.get("intermediate_size") or 4 * hidden
+    intermediate = max(intermediate) if isinstance(intermediate, list) else int(intermediate)
     attention = hidden * head_dim * (2 * heads + 2 * kv_heads)
     mlp = 3 * hidden * intermediate
     embeddings = vocab * hidden * (1 if text.get("tie_word_embeddings", False) else 2)
@@ -157,15 +105,19 @@ def attention_shape(text_config: dict[str, Any]) -> tuple[int, int, int]:
 def inspect_checkpoint(path: Path) -> CheckpointInfo:
     folder = check_folder(Path(path))
     config = read_config(folder)
-    text = config.get("text_config", config)
     architectures = config.get("architectures") or []
     if not architectures:
         raise CheckpointError(f"{folder / 'config.json'} names no architecture; this checkpoint cannot be converted.")
+    check_config(config, folder / "config.json")
+    check_tokenizer_files(folder)
+    text = config.get("text_config", config)
     architecture = architectures[0]
     info = builder_info()
-    safetensors, bins = weight_files(folder)
+    _, bins = weight_files(folder)
+    safetensors = shard_files(folder)
     if safetensors:
         scan = scan_safetensors(safetensors)
+        check_tensors(scan.tensors, config_dims(config), str(folder / "config.json"))
         parameters, parameters_source = scan.parameters, "safetensors"
         dominant = max(scan.dtypes, key=scan.dtypes.get) if scan.dtypes else "F32"
         dtype = _DTYPE_NAMES.get(dominant, dominant.lower())
