@@ -172,7 +172,7 @@ def check_tokenizer(folder: Path) -> str:
     except Exception as error:  # noqa: BLE001 - any reason to fall back is reported in the verdict
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(str(folder)).encode("Hello")
+        AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False).encode("Hello")
         return f"transformers (onnxruntime-genai cannot open this build on the CPU: {str(error).splitlines()[0][:160]})"
     og.Tokenizer(model).encode("Hello")
     return "onnxruntime-genai"
@@ -211,7 +211,7 @@ def check_template(tokenizer: Any, folder: Path) -> str:
     try:
         from transformers import AutoTokenizer
 
-        theirs = AutoTokenizer.from_pretrained(str(folder)).apply_chat_template(
+        theirs = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False).apply_chat_template(
             TEMPLATE_PROBE, tokenize=False, add_generation_prompt=True
         )
     except Exception as error:  # noqa: BLE001 - any reason is reported, the chat itself still works

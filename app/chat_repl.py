@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import options
 from .chat import ChatSession, Reply
 from .errors import ForgeError
 
@@ -20,21 +21,23 @@ def add_arguments(chat: argparse.ArgumentParser) -> None:
     chat.add_argument("model", help="an ONNX Runtime GenAI model folder")
     chat.add_argument("--prompt", help="the user's message; without it, chat interactively")
     chat.add_argument("--system", default="", help="a system prompt")
-    chat.add_argument("--max-length", type=int, help="maximum total tokens (default: the model's genai_config)")
+    chat.add_argument(
+        "--max-length", type=options.MAX_LENGTH, help="maximum total tokens (default: the model's genai_config)"
+    )
     chat.add_argument(
         "--ep",
         choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"],
         help="run on this provider (default: the one the model was built for)",
     )
-    chat.add_argument("--device-id", type=int, help="which GPU (DirectML adapter index or CUDA device)")
+    chat.add_argument("--device-id", type=options.DEVICE_ID, help="which GPU (DirectML adapter index or CUDA device)")
     how = chat.add_mutually_exclusive_group()
     how.add_argument("--sample", dest="do_sample", action="store_true", default=None, help="sample the next token")
     how.add_argument("--greedy", dest="do_sample", action="store_false", help="always take the likeliest token")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--top-p", type=float)
-    chat.add_argument("--top-k", type=int)
-    chat.add_argument("--repetition-penalty", type=float)
-    chat.add_argument("--seed", type=int, help="random seed for sampling (default: a new one each reply)")
+    chat.add_argument("--temperature", type=options.TEMPERATURE)
+    chat.add_argument("--top-p", type=options.TOP_P)
+    chat.add_argument("--top-k", type=options.TOP_K)
+    chat.add_argument("--repetition-penalty", type=options.REPETITION_PENALTY)
+    chat.add_argument("--seed", type=options.SEED, help="random seed for sampling (default: a new one each reply)")
     chat.add_argument("--json", action="store_true", help="print JSON with the reply and its figures")
 
 

@@ -11,26 +11,41 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import options
 from .errors import ForgeError
 
 EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's refusals as one `error:` line (no usage block), like every other refusal; sub-parsers are made
+    of the same class, so this holds for every command."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_INPUT)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 0
     try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 0
         return args.handler(args)
     except ForgeError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT
+    except KeyboardInterrupt:
+        # A job's own runner handles Ctrl+C while it runs; this is Ctrl+C while planning, before anything is written.
+        print("cancelled (Ctrl+C); nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="main.py",
         description="ONNX Forge: turn Hugging Face LLM checkpoints into ONNX Runtime GenAI models. "
         "Without a command, the window opens.",
@@ -53,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         action="append",
         default=None,
+        type=options.comma_list("preset"),
         help="preset id, or several separated by commas (default int4); see `presets`",
     )
     convert.add_argument(
@@ -89,7 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument(
         "--algo", help="awq_lite, awq_clip, rtn, rtn_dq, fp16, q8, s8s8, s8u8, u8u8, q4, q4f16, bnb4 or quark-awq"
     )
-    how.add_argument("--variants", help="several ONNX Runtime variants into one folder, e.g. fp16,q8,q4")
+    how.add_argument(
+        "--variants",
+        type=options.comma_list("variant"),
+        help="several ONNX Runtime variants into one folder, e.g. fp16,q8,q4",
+    )
     quantize.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="algorithm option (repeatable)"
     )
@@ -110,21 +130,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="perplexity of a converted model over a text")
     evaluate.add_argument("model", help="an ONNX Runtime GenAI model folder")
     evaluate.add_argument("--text", help="a UTF-8 text file (default: held-out stories matching the demo model)")
-    evaluate.add_argument("--max-tokens", type=int, default=20000, help="score at most this many tokens")
+    evaluate.add_argument(
+        "--max-tokens", type=options.TOKENS_TO_SCORE, default=20000, help="score at most this many tokens"
+    )
     evaluate.add_argument(
         "--against",
         metavar="SOURCE",
         help="the Hugging Face checkpoint the model was made from ('demo' for the demo): also report top-1 "
         "agreement and mean KL divergence of the next-token distributions against PyTorch's",
     )
+    evaluate.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="with --against: allow the checkpoint's own Python code to run (only for checkpoints you trust)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(handler=cmd_eval)
 
     bench = commands.add_parser("bench", help="prompt and generation speed, time to first token, peak memory")
     bench.add_argument("model", help="an ONNX Runtime GenAI model folder")
-    bench.add_argument("--prompt-tokens", type=int, default=128)
-    bench.add_argument("--gen-tokens", type=int, default=64)
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--prompt-tokens", type=options.PROMPT_TOKENS, default=128)
+    bench.add_argument("--gen-tokens", type=options.GEN_TOKENS, default=64)
+    bench.add_argument("--repeats", type=options.REPEATS, default=5)
     bench.add_argument("--ep", choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"], help="run on this provider")
     bench.add_argument("--json", action="store_true", help="print JSON")
     bench.set_defaults(handler=cmd_bench)
@@ -135,8 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("folders", nargs="+", metavar="FOLDER", help="ONNX Runtime GenAI model folders")
     report.add_argument("--no-measure", action="store_true", help="show cached figures only; measure nothing")
     report.add_argument("--text", help="eval text for what gets measured (default: the held-out demo text)")
-    report.add_argument("--max-tokens", type=int, default=20000, help="score at most this many tokens")
-    report.add_argument("--repeats", type=int, default=5, help="bench repeats after the warm-up")
+    report.add_argument(
+        "--max-tokens", type=options.TOKENS_TO_SCORE, default=20000, help="score at most this many tokens"
+    )
+    report.add_argument("--repeats", type=options.REPEATS, default=5, help="bench repeats after the warm-up")
     report.add_argument("--no-drift", action="store_true", help="do not load the source checkpoint in PyTorch")
     report.add_argument("--json", action="store_true", help="print JSON")
     report.set_defaults(handler=cmd_report)
@@ -205,7 +234,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         source, _hub_id = resolve_source(args.against)
         if source is None:
             raise ForgeError(f"{args.against} is not a local folder; --against needs the checkpoint on this disk.")
-        found = drift(Path(args.model), source, Path(args.text) if args.text else None, args.max_tokens)
+        text = Path(args.text) if args.text else None
+        found = drift(Path(args.model), source, text, args.max_tokens, trust_remote_code=args.trust_remote_code)
         if args.json:
             _print_json(found.to_dict())
         else:
@@ -370,7 +400,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         if key in overrides and Path(overrides[key]).is_file():
             overrides[key] = str(Path(overrides[key]).resolve())
     if args.variants:
-        overrides["variants"] = args.variants
+        overrides["variants"] = ",".join(args.variants)
     if args.options:
         for option in options_for(algo):
             choices = f" ({'/'.join(option.choices)})" if option.choices else ""
@@ -409,7 +439,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import ConvertRequest, plan_conversion
     from .jobs.console import convert_all
 
-    preset_ids = [item.strip() for value in (args.preset or ["int4"]) for item in value.split(",") if item.strip()]
+    preset_ids = options.no_repeats(args.preset or [["int4"]], "--preset")
     output = Path(args.output)
     usable = None if args.ep else usable_providers_in_child()
     plans = []

@@ -132,9 +132,11 @@ def drift(
     text_path: Path | None = None,
     max_tokens: int = 20000,
     min_tokens: int = MIN_SCORED_TOKENS,
+    trust_remote_code: bool = False,
 ) -> Drift:
     """Run the PyTorch checkpoint (CPU, float32) and the ONNX model (CPU) over the same windows, encoded by the
-    ONNX model's tokenizer, and compare their next-token distributions position by position."""
+    ONNX model's tokenizer, and compare their next-token distributions position by position. The checkpoint's
+    own Python code (config.json's auto_map) runs only with trust_remote_code."""
     import numpy as np
     import torch
 
@@ -148,7 +150,7 @@ def drift(
     skip = 1 if bos is not None else 0
     windows_to_score = list(token_windows(lines, tokenizer.encode, window, bos, max_tokens))
     check_enough(sum(len(tokens) - 1 for _line, tokens in windows_to_score), text_path, min_tokens)
-    torch_model, hf_tokenizer = load_source(source, model_dir)
+    torch_model, hf_tokenizer = load_source(source, model_dir, trust_remote_code)
     agree, scored, windows, kl_sum, kl_max, nll_onnx, nll_torch, differing = 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0
     for line, tokens in windows_to_score:
         if hf_tokenizer is not None and hf_tokenizer.encode(line, add_special_tokens=False) != tokens[skip:]:
@@ -196,9 +198,23 @@ def drift(
     )
 
 
-def load_source(source: Path, model_dir: Path) -> tuple[Any, Any]:
+def needs_own_code(source: Path) -> bool:
+    """Whether transformers can load this checkpoint only by running the checkpoint's own code: config.json has an
+    auto_map and names a model type transformers does not know (a known type with an auto_map loads as the known
+    type when trust_remote_code is False)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from .checkpoints import read_config
+
+    config = read_config(Path(source))
+    return "auto_map" in config and config.get("model_type") not in CONFIG_MAPPING
+
+
+def load_source(source: Path, model_dir: Path, trust_remote_code: bool = False) -> tuple[Any, Any]:
     """(the checkpoint's PyTorch model in float32 on the CPU, its tokenizer or None); refuses in one sentence a
-    source that is not a checkpoint, or one whose vocabulary is not the ONNX model's."""
+    source that is not a checkpoint, one whose vocabulary is not the ONNX model's, or one that only its own code
+    can load when that code is not trusted. trust_remote_code is always passed: transformers would otherwise ask
+    on stdin, and an answer there (a pipe, a parent's "y") would run the checkpoint's code."""
     from .chat import read_genai_config
     from .checkpoints import inspect_checkpoint
 
@@ -209,12 +225,23 @@ def load_source(source: Path, model_dir: Path) -> tuple[Any, Any]:
             f"{source} has a vocabulary of {info.vocab_size} tokens and {model_dir} of {onnx_vocab}; "
             "compare a model with the checkpoint it was converted from."
         )
+    if not trust_remote_code and needs_own_code(source):
+        raise InputError(
+            f"{source} can only be loaded by running its own Python code (auto_map in config.json), which runs only "
+            "with --trust-remote-code; pass it if you trust this checkpoint."
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32).eval()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source), dtype=torch.float32, trust_remote_code=trust_remote_code
+        ).eval()
+    except Exception as error:  # noqa: BLE001 - whatever transformers (or trusted code) raises becomes one sentence
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise InputError(f"{source} could not be loaded in PyTorch ({first_line}); check the checkpoint.") from error
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source), trust_remote_code=trust_remote_code)
     except Exception:  # noqa: BLE001 - the ONNX model's ids are used either way; the note says so
         tokenizer = None
     return model, tokenizer

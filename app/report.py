@@ -213,7 +213,7 @@ def measure(folder: Path, settings: MeasureSettings | None = None, emit: Emit | 
     """
     from .benchmark import benchmark
     from .chat import can_run_here, model_provider
-    from .evaluate import default_eval_text, drift, perplexity
+    from .evaluate import default_eval_text, drift, needs_own_code, perplexity
 
     settings = settings or MeasureSettings()
     folder = Path(folder).expanduser().resolve()
@@ -230,6 +230,16 @@ def measure(folder: Path, settings: MeasureSettings | None = None, emit: Emit | 
     say(Progress(5, "speed", f"{settings.repeats} runs of {settings.prompt_tokens}+{settings.gen_tokens} tokens"))
     speed = benchmark(folder, settings.prompt_tokens, settings.gen_tokens, settings.repeats, ep).to_dict()
     source = source_checkpoint(folder) if settings.against_source else None
+    if source is not None and needs_own_code(source):
+        # The report never runs a checkpoint's own code, whatever the conversion was allowed: `eval --against
+        # --trust-remote-code` measures this drift when the user asks for it by name.
+        say(
+            Log(
+                f"drift not measured: {source} loads only through its own Python code, which a report never runs",
+                "report",
+            )
+        )
+        source = None
     if source is not None and not _drift_fits(source, folder):
         say(Log(f"drift not measured: {source} in float32 beside this model needs more memory than is free", "report"))
         source = None
