@@ -77,8 +77,25 @@ def source_record(given: str, path: Path, hub_id: str | None, revision: str | No
     return {"kind": "demo" if given == "demo" else "folder", "path": str(path)}
 
 
+def builder_command(source_path: str, options: Any, trust_remote_code: bool = False) -> list[str]:
+    """The builder's own command for this build. hf_remote is always written: the builder trusts a checkpoint's
+    code by default, so a replayed command without it would run code this build never ran."""
+    flags = options.builder_flags()
+    if "--extra_options" not in flags:
+        flags.append("--extra_options")
+    flags += [f"hf_remote={'true' if trust_remote_code else 'false'}", "hf_token=false"]
+    return ["python", "-m", "onnxruntime_genai.models.builder", "-i", source_path, "-o", "OUT", *flags]
+
+
 def build_manifest(
-    folder: Path, *, source: dict[str, Any], options: Any, checkpoint: Any, wall_seconds: float, check: dict[str, Any]
+    folder: Path,
+    *,
+    source: dict[str, Any],
+    options: Any,
+    checkpoint: Any,
+    wall_seconds: float,
+    check: dict[str, Any],
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     files = file_records(folder)
     return {
@@ -94,16 +111,7 @@ def build_manifest(
         },
         "preset": options.preset,
         "options": options.to_dict(),
-        "builder_command": [
-            "python",
-            "-m",
-            "onnxruntime_genai.models.builder",
-            "-i",
-            source["path"],
-            "-o",
-            "OUT",
-            *options.builder_flags(),
-        ],
+        "builder_command": builder_command(source["path"], options, trust_remote_code),
         "versions": package_versions(),
         "wall_seconds": round(wall_seconds, 2),
         "peak_memory_bytes": peak_memory_bytes(),
