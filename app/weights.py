@@ -203,8 +203,8 @@ def check_tensors(tensors: dict[str, Tensor], dims: Dims, config_name: str) -> N
     if sorted(layers) != list(range(dims.layers)):
         found = f"layers {min(layers)}..{max(layers)} ({len(layers)} in all)"
         raise CheckpointError(
-            f"{mismatch}: it says {dims.layers} layers, the weights hold {found}; use the config and weights of "
-            "one model."
+            f"{mismatch}: it says {dims.layers} layer{'s' if dims.layers != 1 else ''}, the weights hold {found}; "
+            "use the config and weights of one model."
         )
     expect = {f"{prefix}embed_tokens.weight": [dims.vocab, dims.hidden], f"{prefix}norm.weight": [dims.hidden]}
     if "lm_head.weight" in tensors or dims.tied is False:
