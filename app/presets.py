@@ -44,7 +44,20 @@ _INT4_EPS = ("dml", "cuda", "cpu", "webgpu", "trt-rtx")
 
 
 def _int4(**options: Any) -> dict[str, Any]:
-    return {"int4_block_size": 32, "int4_is_symmetric": True, **options}
+    # Generic names (builder 0.16+); resolve() writes them the way the installed builder spells them.
+    return {"block_size": 32, "is_symmetric": True, **options}
+
+
+# Weight-only quantization options: `int4_<name>` up to builder 0.15, `<name>` (for int4 and int8) from 0.16 on.
+QUANTIZATION_KEYS = (
+    "block_size",
+    "is_symmetric",
+    "accuracy_level",
+    "algo_config",
+    "op_types_to_quantize",
+    "nodes_to_exclude",
+)
+_LEGACY_PREFIX = "int4_"
 
 
 PRESETS: dict[str, Preset] = {
@@ -101,7 +114,7 @@ PRESETS: dict[str, Preset] = {
             "4-bit weights, block size 32, symmetric, with INT8 activations forced (accuracy level 4) on "
             "every target, where plain INT4 leaves the level to the builder.",
             "int4",
-            _int4(int4_accuracy_level=4),
+            _int4(accuracy_level=4),
             (25, 30),
             "Better than pure INT4 where the target's default level is lower.",
             ("Balanced size and quality", "When INT4 alone loses too much quality"),
@@ -112,7 +125,7 @@ PRESETS: dict[str, Preset] = {
             "INT4 + BF16 Activations",
             "4-bit weights, block size 32, symmetric, BF16 activations (accuracy level 3).",
             "int4",
-            _int4(int4_accuracy_level=3),
+            _int4(accuracy_level=3),
             (25, 30),
             "Excellent for Gemma and Phi.",
             ("Quantized Gemma models", "Quantized Phi models", "Modern GPUs with limited memory"),
@@ -123,7 +136,7 @@ PRESETS: dict[str, Preset] = {
             "INT4 + FP16 Activations",
             "4-bit weights, block size 32, symmetric, FP16 activations (accuracy level 2).",
             "int4",
-            _int4(int4_accuracy_level=2),
+            _int4(accuracy_level=2),
             (25, 30),
             "Very good.",
             ("Standard GPU inference", "Most quantized models"),
@@ -134,7 +147,7 @@ PRESETS: dict[str, Preset] = {
             "UINT4 - Asymmetric Quantization",
             "Unsigned 4-bit weights with a zero point (asymmetric), block size 32, INT8 activations (level 4).",
             "int4",
-            _int4(int4_is_symmetric=False, int4_accuracy_level=4),
+            _int4(is_symmetric=False, accuracy_level=4),
             (25, 25),
             "Similar to INT4; some models do better.",
             ("When symmetric INT4 does not work well for a model",),
@@ -210,7 +223,9 @@ class BuildOptions:
 def _flag_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):  # op types, which the builder splits on '/'
+        return "/".join(str(item) for item in value)
+    if isinstance(value, list):
         return ",".join(str(item) for item in value)
     return str(value)
 
@@ -281,22 +296,44 @@ def resolve(
     preset = get_preset(preset_id)
     overrides = dict(overrides or {})
     precision = overrides.pop("precision", preset.precision)
-    options = dict(preset.options)
+    options = {builder_key(key, info): value for key, value in preset.options.items()}
     for key, raw in overrides.items():
-        options[key] = parse_option(key, raw, info)
+        options[builder_key(key, info)] = parse_option(key, raw, info)
     check_combination(precision, ep, info)
-    if precision != "int4":
-        int4_only = sorted(key for key in options if key.startswith("int4_"))
-        if int4_only:
+    quantized = [p for p in ("int4", "int8") if p in info.precisions]
+    if precision not in quantized:
+        weight_only = sorted(key for key in options if generic_key(key) in QUANTIZATION_KEYS)
+        if weight_only:
             raise PresetError(
-                f"{', '.join(int4_only)} only apply to int4 precision; remove them or set precision=int4."
+                f"{', '.join(weight_only)} only apply to {' or '.join(quantized)} precision; "
+                f"remove them or set precision={quantized[0]}."
             )
     _check_conflicts(options)
-    excluded = options.get("int4_nodes_to_exclude", [])
+    excluded = options.get(builder_key("nodes_to_exclude", info), [])
     if "/lm_head/MatMul" in excluded and "shared_embeddings" not in overrides:
         # Builder 0.14.1 shares tied embeddings with an lm_head it never quantized and fails to load.
         options["shared_embeddings"] = False
     return BuildOptions(preset.id, precision, ep, options)
+
+
+def generic_key(key: str) -> str:
+    """A weight-only quantization option's generic name (`int4_block_size` -> `block_size`); others unchanged."""
+    bare = key.removeprefix(_LEGACY_PREFIX)
+    return bare if bare in QUANTIZATION_KEYS else key
+
+
+def builder_key(key: str, info: BuilderInfo | None = None) -> str:
+    """The spelling of an option the installed builder documents: the deprecated `int4_*` names and the generic
+    ones are translated either way (0.18 documents the old names as aliases but no longer reads them)."""
+    info = info or builder_info()
+    names = set(info.option_names())
+    generic = generic_key(key)
+    if generic not in QUANTIZATION_KEYS or key in names and key == generic:
+        return key
+    for spelling in (generic, _LEGACY_PREFIX + generic):
+        if spelling in names:
+            return spelling
+    return key
 
 
 def _check_conflicts(options: dict[str, Any]) -> None:
@@ -319,6 +356,7 @@ def parse_option(key: str, raw: str, info: BuilderInfo | None = None) -> Any:
     """Check one --set KEY=VALUE against the installed builder's documented options and type it."""
     info = info or builder_info()
     allowed = settable_options(info)
+    key = builder_key(key, info)
     if key not in allowed:
         raise PresetError(
             f"'{key}' is not an option of the installed builder {info.version}; known: {', '.join(allowed)}."
@@ -332,9 +370,9 @@ def parse_option(key: str, raw: str, info: BuilderInfo | None = None) -> Any:
         return lowered in {"true", "1"}
     if choices and raw not in choices:
         raise PresetError(f"{key} takes one of {', '.join(choices)}, not '{raw}'.")
-    if key == "int4_nodes_to_exclude":
+    if generic_key(key) == "nodes_to_exclude":
         return [item for item in raw.split(",") if item]
-    if key == "int4_op_types_to_quantize":
+    if generic_key(key) == "op_types_to_quantize":
         return tuple(item for item in raw.split("/") if item)
     if raw.isdigit():
         return int(raw)
@@ -346,9 +384,14 @@ def option_choices(help_text: str) -> list[str]:
     slashed = re.match(r"^([0-9]+(?:/[0-9]+)+):", help_text)
     if slashed:
         return slashed.group(1).split("/")
-    quoted = re.search(r"supported options are: ((?:'[a-z0-9_]+'(?:, )?)+)", help_text)
+    quoted = re.search(r"supported (?:options|base methods) are: ((?:'[a-z0-9_]+'(?:, )?)+)", help_text)
     if quoted:
-        return re.findall(r"'([a-z0-9_]+)'", quoted.group(1))
+        # Builder 0.18 lists its older compound values after the base methods as "- rtn_last = ...".
+        _, _, aliases = help_text.partition("accepted as aliases")
+        return re.findall(r"'([a-z0-9_]+)'", quoted.group(1)) + re.findall(r"- ([a-z0-9_]+) = ", aliases)
+    listed = re.search(r"Supported values: ([a-z0-9_]+(?:, [a-z0-9_]+)+)\.", help_text)
+    if listed:
+        return listed.group(1).split(", ")
     return []
 
 
@@ -367,8 +410,10 @@ def recommend(family: str | None, has_nvidia_gpu: bool, modern_gpu: bool) -> tup
         preset_id, alternative = BY_FAMILY[family]
         if preset_id == "bf16" and not modern_gpu:
             instead = PRESETS[alternative].title
-            return alternative, alternative, (
-                f"{family} models do best in BF16, which needs an RTX 30xx or newer; {instead} instead."
+            return (
+                alternative,
+                alternative,
+                (f"{family} models do best in BF16, which needs an RTX 30xx or newer; {instead} instead."),
             )
         return preset_id, alternative, f"{PRESETS[preset_id].title} is the recommended preset for {family} models."
     hardware = "NVIDIA GPU (RTX 30xx+)" if modern_gpu else "NVIDIA GPU (older)"
