@@ -52,9 +52,10 @@ def read_genai_config(folder: Path) -> dict[str, Any]:
 def read_forge_record(folder: Path) -> dict[str, Any]:
     """forge.json of a folder the studio made; {} for any other GenAI folder."""
     try:
-        return json.loads((Path(folder) / "forge.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = json.loads((Path(folder) / "forge.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def model_provider(folder: Path) -> str:
@@ -104,7 +105,9 @@ def check_loadable(folder: Path, ep: str | None = None) -> str:
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelLoadError(f"{folder} is not a folder; pick an ONNX Runtime GenAI model folder.")
-    read_genai_config(folder)
+    from .model_folder import check_model_folder
+
+    check_model_folder(folder)
     versions = read_forge_record(folder).get("versions", {})
     flavours = ("onnxruntime-genai", "onnxruntime-genai-directml", "onnxruntime-genai-cuda")
     built_with = next((versions[name] for name in flavours if versions.get(name)), None)

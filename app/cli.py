@@ -227,6 +227,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import drift, perplexity
+    from .model_folder import check_model_folder
+
+    check_model_folder(Path(args.model))
 
     if args.against:
         from .convert import resolve_source
@@ -258,6 +261,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import benchmark
+    from .model_folder import check_model_folder
+
+    check_model_folder(Path(args.model))
 
     speed = benchmark(Path(args.model), args.prompt_tokens, args.gen_tokens, args.repeats, args.ep)
     if args.json:
@@ -273,12 +279,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .jobs.runner import run_job
+    from .model_folder import check_model_folder
     from .report import MeasureSettings, recommend, rows
 
     folders = [Path(folder).expanduser().resolve() for folder in args.folders]
     for folder in folders:
-        if not (folder / "genai_config.json").is_file():
-            raise ForgeError(f"{folder} is not an ONNX Runtime GenAI folder (no genai_config.json); give one.")
+        check_model_folder(folder)
 
     def gather() -> list:
         found: dict[str, Any] = {}
@@ -375,7 +381,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from .chat_repl import cmd_chat as chat
+    from .model_folder import check_model_folder
 
+    check_model_folder(Path(args.model))
     return chat(args)
 
 

@@ -119,11 +119,16 @@ def check_input(algo: str, input_path: Path) -> None:
         check_convertible(inspect_checkpoint(input_path))
         return
     folder = input_path if input_path.is_dir() else input_path.parent
-    model = find_onnx_model(input_path)
-    if kind == "genai" and not (folder / "genai_config.json").is_file():
+    if kind == "genai" and not (folder / "genai_config.json").exists():
         raise InputError(
             f"{algo} needs an ONNX Runtime GenAI folder (with genai_config.json); convert the checkpoint first."
         )
+    from ..model_folder import check_external_data, check_model_folder
+
+    if (folder / "genai_config.json").exists():
+        check_model_folder(folder)
+    model = find_onnx_model(input_path)
+    check_external_data(model)
     if is_quantized(model):
         raise InputError(f"{model} is already quantized; quantize its FP16 or FP32 build instead.")
 
