@@ -424,7 +424,7 @@ def rows(folder: Path, candidates: Iterable[Path] | None = None) -> list[Row]:
 
 def new_report_job(folders: list[str], logs_dir: Path, settings: MeasureSettings | None = None) -> Any:
     """A queued `report` job (app.jobs.history.JobRecord) measuring these folders, and its command line."""
-    from .jobs.history import JobRecord, format_command, new_job_id
+    from .jobs.history import JobRecord, command_fields, new_job_id, program_command
 
     job_id = new_job_id()
     names = ", ".join(Path(folder).name for folder in folders)
@@ -438,7 +438,7 @@ def new_report_job(folders: list[str], logs_dir: Path, settings: MeasureSettings
         plan={"folders": folders, "settings": (settings or MeasureSettings()).to_dict()},
         kind="report",
         log_path=str(logs_dir / f"{job_id}.log"),
-        command_line=format_command(["python", "main.py", "report", *folders]),
+        **command_fields(program_command("report", *folders)),
     )
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from app.convert import ConvertRequest, plan_conversion
-from app.jobs.history import JobHistory, JobRecord, convert_command, new_record, read_log_tail
+from app.jobs.history import JobHistory, JobRecord, convert_command, new_record, program_command, read_log_tail
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_the_command_line_carries_every_choice_but_never_a_token(tmp_path):
     plan = plan_conversion(request, {"cpu"}).to_dict()
     plan["request"]["overrides"]["hf_token"] = "hf_secret"  # the planner refuses it; the command drops it anyway
     args = convert_command(plan)
-    assert args[:4] == ["python", "main.py", "convert", "demo"]
+    assert args[:4] == [*program_command("convert"), "demo"]
     assert args[args.index("-o") + 1] == str((tmp_path / "my out").resolve())
     assert args[args.index("--preset") + 1] == "custom" and args[args.index("--ep") + 1] == "cpu"
     assert "precision=int4" in args and "int4_block_size=64" in args

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
@@ -38,7 +39,15 @@ from PySide6.QtWidgets import (
 
 from app.convert import ConvertPlan, check_output
 from app.errors import ForgeError
-from app.jobs.history import JobHistory, JobRecord, new_quantize_record, new_record, read_log_tail
+from app.jobs.history import (
+    JobHistory,
+    JobRecord,
+    default_shell,
+    format_command,
+    new_quantize_record,
+    new_record,
+    read_log_tail,
+)
 from app.jobs.runner import (
     Outcome,
 )
@@ -184,6 +193,7 @@ class JobsPane(QWidget):
         self.copy_command_action = self._action("Copy command line", self._copy_command)
         self.clear_finished_action = self._action("Clear finished", self._clear_finished)
         self._build_layout()
+        self._add_shell_choices()
         self._update_actions()
         QApplication.instance().aboutToQuit.connect(self._stop_for_quit)
 
@@ -420,10 +430,33 @@ class JobsPane(QWidget):
         if record is not None and Path(record.output).is_dir():
             QDesktopServices.openUrl(QUrl.fromLocalFile(record.output))
 
+    def _add_shell_choices(self) -> None:
+        """The copy button copies for the user's usual shell (default_shell()); its menu, for the others."""
+        self.copy_for_shell_menu = QMenu(self)
+        labels = {"powershell": "PowerShell", "cmd": "Command Prompt (cmd.exe)", "posix": "a POSIX shell (bash, zsh)"}
+        for shell, label in labels.items():
+            action = self.copy_for_shell_menu.addAction(f"Copy for {label}")
+            action.triggered.connect(self._copier(shell))
+        button = next(b for b in self.findChildren(QToolButton) if b.defaultAction() is self.copy_command_action)
+        button.setMenu(self.copy_for_shell_menu)
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+
+    def _copier(self, shell: str) -> Any:
+        return lambda *_: self._copy_command_for(shell)  # triggered(bool)'s argument is not the shell
+
     def _copy_command(self) -> None:
+        self._copy_command_for(default_shell())
+
+    def _copy_command_for(self, shell: str) -> None:
         record = self._selected()
-        if record is not None:
-            QGuiApplication.clipboard().setText(record.command_line)
+        if record is None:
+            return
+        try:  # a record from before command_args were kept has only its line, for the default shell
+            text = format_command(record.command_args, shell) if record.command_args else record.command_line
+        except ValueError as error:
+            self._status.setText(f"cannot copy the command: {error}.")
+            return
+        QGuiApplication.clipboard().setText(text)
 
     def _clear_finished(self) -> None:
         finished = {record.id for record in self._history.records if record.is_finished}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +51,8 @@ class JobRecord:
     peak_memory_bytes: int = 0
     log_path: str = ""
     command_line: str = ""
+    """The command for default_shell(), as the log shows it; command_args is what it quotes."""
+    command_args: list[str] = field(default_factory=list)
 
     @property
     def is_finished(self) -> bool:
@@ -85,7 +87,7 @@ def new_record(plan: dict[str, Any], logs_dir: Path) -> JobRecord:
         output=str(Path(request["output"]).expanduser().resolve()),
         plan=plan,
         log_path=str(logs_dir / f"{job_id}.log"),
-        command_line=format_command(convert_command(plan)),
+        **command_fields(convert_command(plan)),
     )
 
 
@@ -103,16 +105,22 @@ def new_quantize_record(request: dict[str, Any], logs_dir: Path) -> JobRecord:
         plan=request,
         kind="quantize",
         log_path=str(logs_dir / f"{job_id}.log"),
-        command_line=format_command(quantize_command(request)),
+        **command_fields(quantize_command(request)),
     )
+
+
+def command_fields(args: list[str]) -> dict[str, Any]:
+    """A record's command_args and command_line; no line (nothing to copy) for arguments no shell can carry."""
+    try:
+        return {"command_args": args, "command_line": format_command(args)}
+    except ValueError:
+        return {"command_args": args, "command_line": ""}
 
 
 def quantize_command(request: dict[str, Any]) -> list[str]:
     """The `main.py quantize` arguments that run this request again from a terminal."""
     args = [
-        "python",
-        "main.py",
-        "quantize",
+        *program_command("quantize"),
         str(Path(request["input"]).expanduser().resolve()),
         "-o",
         str(Path(request["output"]).expanduser().resolve()),
@@ -147,9 +155,7 @@ def convert_command(plan: dict[str, Any]) -> list[str]:
     if source != "demo" and plan.get("source_path"):
         source = plan["source_path"]
     args = [
-        "python",
-        "main.py",
-        "convert",
+        *program_command("convert"),
         source,
         "-o",
         str(Path(request["output"]).expanduser().resolve()),
@@ -174,9 +180,114 @@ def convert_command(plan: dict[str, Any]) -> list[str]:
     return args
 
 
-def format_command(args: list[str]) -> str:
-    """Quoted for the shell a user pastes into: cmd/PowerShell on Windows, a POSIX shell elsewhere."""
-    return subprocess.list2cmdline(args) if sys.platform == "win32" else shlex.join(args)
+SHELLS = ("powershell", "cmd", "posix")
+"""The shells a command line can be copied for; `default_shell()` picks the one the user most likely has."""
+
+# Bare words that mean themselves to every shell here (and to PowerShell's native-argument layer): no quoting needed.
+_BARE = re.compile(r"(?:[A-Za-z_/\\][A-Za-z0-9_./\\:=+-]*|--?[A-Za-z][A-Za-z0-9-]*)")
+# PowerShell ends a single-quoted string at any of these, so each is doubled inside one.
+_PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+# cmd.exe expands %name% (and !name! with delayed expansion) even inside double quotes.
+_CMD_EXPANDS = "%!"
+
+
+def default_shell() -> str:
+    """PowerShell on Windows (Windows 11's terminal opens it by default), a POSIX shell elsewhere."""
+    return "powershell" if sys.platform == "win32" else "posix"
+
+
+def program_command(*args: str) -> list[str]:
+    """The installed program with `args`: a frozen app is its own executable; from source, Python and main.py."""
+    from .runner import app_command
+
+    return app_command(*args)
+
+
+def format_command(args: list[str], shell: str | None = None) -> str:
+    """`args` as one line that, pasted into `shell` ('powershell', 'cmd' or 'posix'; default_shell() when None),
+    runs exactly these arguments and nothing else. ValueError when the shell cannot carry one of them."""
+    shell = shell or default_shell()
+    if any("\0" in arg for arg in args):
+        raise ValueError("an argument holds a NUL character, which no command line can carry")
+    if shell == "posix":
+        return shlex.join(args)
+    if shell == "cmd":
+        return " ".join(quote_cmd(arg) for arg in args)
+    if shell == "powershell":
+        return _powershell_command(args)
+    raise ValueError(f"unknown shell {shell!r}; use one of {', '.join(SHELLS)}")
+
+
+def quote_cmd(arg: str) -> str:
+    """One argument for cmd.exe, read back by the Microsoft C runtime's argument parser.
+
+    The argument is double-quoted and an embedded quote is doubled (`""`, which the runtime reads as one quote
+    inside a quoted argument), so cmd.exe's own quote state never leaves the argument's quotes: `& | < > ( ) ^`
+    stay literal. `%` and `!` are expanded by cmd.exe even inside quotes, so the quotes are closed around each as
+    `"^%"`: the caret keeps it literal and the runtime joins the pieces. Backslashes are doubled only where they
+    come before a quote, as the runtime's rules ask. A line break cannot be carried: pasting it runs the line.
+    """
+    if "\n" in arg or "\r" in arg:
+        raise ValueError("cmd.exe cannot take an argument with a line break; copy the command for PowerShell")
+    if _BARE.fullmatch(arg):
+        return arg
+    parts, backslashes = ['"'], 0
+    for char in arg:
+        if char == "\\":
+            backslashes += 1
+            continue
+        if char == '"':
+            parts.append("\\" * (2 * backslashes) + '""')
+        elif char in _CMD_EXPANDS:
+            parts.append("\\" * (2 * backslashes) + f'"^{char}"')
+        else:
+            parts.append("\\" * backslashes + char)
+        backslashes = 0
+    parts.append("\\" * (2 * backslashes) + '"')
+    return "".join(parts)
+
+
+def quote_powershell(arg: str) -> str:
+    """One argument as a PowerShell single-quoted string: nothing inside it is expanded (`$`, backticks, `;`, `&`,
+    `|`, `%`); only the quote characters are special and each is doubled."""
+    if _BARE.fullmatch(arg):
+        return arg
+    return "'" + "".join(char * 2 if char in _PS_SINGLE_QUOTES else char for char in arg) + "'"
+
+
+def _powershell_command(args: list[str]) -> str:
+    """PowerShell hands a native program a command line it writes itself, in two ways: 7.3 and later quote each
+    argument properly; Windows PowerShell 5.1 ('Legacy') drops empty arguments and leaves embedded `"` and a final
+    backslash unescaped. The two agree on every other argument. When one needs the difference, the command runs in
+    a script block that asks for Legacy passing (a no-op on 5.1, local to the block on 7) and each argument is
+    given already written for the C runtime's parser, which Legacy passes through untouched."""
+    if not any(_legacy_differs(arg) for arg in args):
+        program, *rest = [quote_powershell(arg) for arg in args]
+        return " ".join([f"& {program}" if program.startswith("'") else program, *rest])
+    program, *rest = args  # the program is found by PowerShell, not passed: it is never written for the runtime
+    written = [program, *(arg if _BARE.fullmatch(arg) else _msvc_quote(arg) for arg in rest)]
+    inner = " ".join(quote_powershell(arg) for arg in written)
+    return "& { $PSNativeCommandArgumentPassing = 'Legacy'; & " + inner + " }"
+
+
+def _legacy_differs(arg: str) -> bool:
+    return arg == "" or '"' in arg or (arg.endswith("\\") and any(char.isspace() for char in arg))
+
+
+def _msvc_quote(arg: str) -> str:
+    """`arg` double-quoted for the Microsoft C runtime's parser: `\\"` for a quote, backslashes doubled before one."""
+    parts, backslashes = ['"'], 0
+    for char in arg:
+        if char == "\\":
+            backslashes += 1
+            continue
+        if char == '"':
+            parts.append("\\" * (2 * backslashes + 1) + '"')
+        else:
+            parts.append("\\" * backslashes + char)
+        backslashes = 0
+    parts.append("\\" * (2 * backslashes) + '"')
+    return "".join(parts)
 
 
 def read_log_tail(path: str | Path, max_lines: int) -> list[str]:

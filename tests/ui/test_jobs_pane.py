@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,11 +14,11 @@ from pathlib import Path
 import psutil
 import pytest
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
 
 from app.convert import ConvertPlan, ConvertRequest, plan_conversion
-from app.jobs.history import JobHistory, new_record
+from app.jobs.history import JobHistory, format_command, new_record, program_command
 from app.paths import demo_checkpoint
-from tests.conftest import run_main
 from ui.job_runner import JobRunner
 from ui.jobs import JobsPane
 from ui.widgets.log_view import LogView
@@ -118,6 +119,28 @@ def test_history_survives_a_restart_and_a_job_that_was_running_comes_back_interr
     assert model.rowCount() == 0 and JobHistory().records == []
 
 
+def test_the_command_line_is_copied_for_the_shell_chosen_in_the_buttons_menu(qtbot, tmp_path):
+    history = JobHistory()
+    record = new_record(demo_plan(tmp_path / "R&D").to_dict(), history.logs_dir)
+    record.command_args.append("two\nlines")
+    record.state = "failed"
+    history.add(record)
+    pane = JobsPane(JobHistory())
+    qtbot.addWidget(pane)
+    pane.select(record.id)
+    copied = {}
+    for action in pane.copy_for_shell_menu.actions():
+        QGuiApplication.clipboard().setText("before")
+        action.trigger()
+        copied[action.text()] = QGuiApplication.clipboard().text()
+    assert shlex.split(copied["Copy for a POSIX shell (bash, zsh)"]) == record.command_args
+    assert f"'{(tmp_path / 'R&D').resolve()}'" in copied["Copy for PowerShell"]
+    assert copied["Copy for Command Prompt (cmd.exe)"] == "before"  # cmd.exe cannot carry the line break
+    assert "cannot copy the command: cmd.exe cannot take an argument with a line break" in pane._status.text()
+    pane.copy_command_action.trigger()
+    assert QGuiApplication.clipboard().text() == format_command(record.command_args)
+
+
 def test_a_jobs_command_line_runs_the_same_conversion_from_a_terminal(tmp_path):
     plan = plan_conversion(
         ConvertRequest("demo", str(tmp_path / "first"), preset="custom", ep="cpu", overrides={"precision": "fp32"}),
@@ -125,10 +148,9 @@ def test_a_jobs_command_line_runs_the_same_conversion_from_a_terminal(tmp_path):
     )
     record = new_record(plan.to_dict(), tmp_path / "logs")
     args = shlex.split(record.command_line)
-    assert args[:3] == ["python", "main.py", "convert"]
-    args = args[2:]
+    assert args[:3] == program_command("convert") and args == record.command_args
     args[args.index("-o") + 1] = str(tmp_path / "again")
-    result = run_main(*args)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)  # as pasted, anywhere
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "again" / "forge.json").read_text())
     assert manifest["source"]["kind"] == "demo"
