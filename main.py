@@ -19,7 +19,7 @@ def main() -> int:
         from app.jobs.worker import run
 
         if len(args) != 3:
-            print("usage: main.py worker JOB SPEC_JSON", file=sys.stderr)
+            print("usage: main.py worker JOB @SPEC_FILE|SPEC_JSON", file=sys.stderr)
             return 2
         return run(args[1], args[2])
     if not args:

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
+        sweep_staging()
         return args.handler(args)
     except ForgeError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -42,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         # A job's own runner handles Ctrl+C while it runs; this is Ctrl+C while planning, before anything is written.
         print("cancelled (Ctrl+C); nothing was written.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def sweep_staging() -> None:
+    """What killed runs left (their staging; an old output they had moved aside goes back) goes before anything new."""
+    from .staging import sweep
+
+    try:
+        sweep()
+    except OSError as error:
+        print(f"warning: could not tidy up after earlier runs ({error}).", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -424,7 +435,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         report={} if args.report else None,
     )
     plan_quantization(request)
-    outcome, code = run_in_terminal("quantize", request.to_dict(), args.output, algo, [])
+    outcome, code = run_in_terminal("quantize", request.to_dict(), algo, [])
     if outcome.ok:
         print(f"quality: {outcome.result['manifest']['quality'].get('verdict', '-')}")
     return code

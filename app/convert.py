@@ -12,13 +12,14 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import manifest
-from .builder_defects import checkpoint_warning
+from . import manifest, staging
+from .builder_defects import checkpoint_warning, target_defect
 from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint, read_config
 from .errors import InputError, OutputError
 from .jobs.protocol import Message
@@ -31,7 +32,6 @@ _IO_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 _INT4_BYTES = 0.5 + 4 / 32
 # Memory the worker holds before it reads a weight: Python, torch, onnxruntime and the builder (measured ~0.7 GB).
 _WORKER_BASE_BYTES = int(0.8 * GIB)
-STAGING_PREFIX = ".forge-staging-"
 
 
 @dataclass
@@ -47,6 +47,8 @@ class ConvertRequest:
     check: bool = True
     report: dict[str, Any] | None = None
     """When given (app.report.MeasureSettings fields, {} for the defaults): measure quality and speed when done."""
+    job_id: str = ""
+    """Set by the plan and recorded in forge.json: tells afterwards whether this job's model reached the output."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +65,8 @@ class ConvertPlan:
     output_bytes: int
     peak_ram_bytes: int
     warnings: list[str] = field(default_factory=list)
+    output_state: dict[str, Any] | None = None
+    """What the output was at planning (staging.OutputState): the model is moved there only if it still is."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,6 +85,7 @@ class ConvertPlan:
             output_bytes=data["output_bytes"],
             peak_ram_bytes=data["peak_ram_bytes"],
             warnings=data.get("warnings", []),
+            output_state=data.get("output_state"),
         )
 
 
@@ -109,18 +114,22 @@ def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None) -> Con
         raise InputError("no execution provider given and the hardware is unknown; pass --ep.")
     ep = request.ep or default_ep(get_preset(request.preset), usable_eps)
     options = resolve(request.preset, ep, request.overrides)
-    output = Path(request.output).expanduser().resolve()
+    output = resolve_output(request.output)
     checkpoint = None
     if local is not None:
         checkpoint = inspect_checkpoint(local)
         check_convertible(checkpoint, request.trust_remote_code)
-        check_output(output, Path(checkpoint.path), request.overwrite)
+        output_state = check_output(output, Path(checkpoint.path), request.overwrite)
     else:
-        check_output(output, None, request.overwrite)
+        output_state = check_output(output, None, request.overwrite)
+    request.job_id = request.job_id or uuid.uuid4().hex
     output_bytes, peak_ram = estimate_needs(checkpoint, options)
     warnings = check_resources(output, output_bytes, peak_ram)
     if checkpoint:
         config = read_config(Path(checkpoint.path))
+        defect = target_defect(config, ep, checkpoint.builder_version)
+        if defect:
+            raise InputError(defect)
         defect_warning = checkpoint_warning(config.get("text_config", config), checkpoint.builder_version)
         if defect_warning:
             warnings.append(defect_warning)
@@ -134,13 +143,58 @@ def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None) -> Con
             f"this machine cannot run {ep} models, so the output is built and checked but not test-run here."
         )
     return ConvertPlan(
-        request, checkpoint.path if checkpoint else None, hub_id, options, checkpoint, output_bytes, peak_ram, warnings
+        request,
+        checkpoint.path if checkpoint else None,
+        hub_id,
+        options,
+        checkpoint,
+        output_bytes,
+        peak_ram,
+        warnings,
+        output_state.to_dict(),
     )
 
 
-def check_output(output: Path, source: Path | None, overwrite: bool) -> None:
+# Limits of the file systems users have: NTFS and ext4 take 255 characters a name; Windows' classic limit is 260
+# characters a path, and the staging folder beside the output adds its own name to the longest path inside it.
+_NAME_MAX = 255
+_PATH_MAX = 4096 if os.name != "nt" else 260
+_PATH_ROOM = 120  # the staging folder's name plus the longest file name a model has inside it
+
+
+def resolve_output(output: str) -> Path:
+    """The output as an absolute path, refused in one sentence where no folder can ever be made there."""
+    if not output or not output.strip():
+        raise OutputError("the output folder is empty; give a folder for the converted model.")
+    if "\x00" in output:
+        raise OutputError("the output folder's name contains a NUL character; choose another name.")
+    try:
+        path = Path(output).expanduser().resolve()
+    except (RuntimeError, OSError) as error:  # a symlink loop, an unreadable link
+        raise OutputError(f"{output} cannot be resolved ({error}); choose another output folder.") from None
+    if len(path.name.encode()) > _NAME_MAX:
+        raise OutputError(f"the output folder's name is longer than {_NAME_MAX} bytes; choose a shorter name.")
+    if len(str(path)) + _PATH_ROOM > _PATH_MAX:
+        raise OutputError(
+            f"the output path is {len(str(path))} characters long, too long for the files a model holds "
+            f"(at most {_PATH_MAX - _PATH_ROOM} here); choose a shorter path."
+        )
+    return path
+
+
+def check_output(output: Path, source: Path | None, overwrite: bool) -> staging.OutputState:
+    """Refuse an output that cannot be written or must not be replaced; returns what it is now, for the claim."""
+    staging.sweep(output)
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output} is a file; choose a folder for the converted model.")
+    blocker = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"{blocker} is a file, so no folder can be made inside it; choose another output folder.")
+    if os.path.ismount(output):
+        raise OutputError(f"{output} is a mount point and cannot be replaced; choose a folder inside it.")
+    writable = existing_ancestor(output.parent)
+    if not _can_write(writable):
+        raise OutputError(f"{writable} cannot be written to; choose an output folder you can write to.")
     if source is not None:
         if output == source or _is_inside(output, source):
             raise OutputError(
@@ -150,8 +204,22 @@ def check_output(output: Path, source: Path | None, overwrite: bool) -> None:
             raise OutputError(
                 f"the source checkpoint {source} is inside the output {output}; choose another output folder."
             )
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise OutputError(f"{output} is not empty; choose a new folder or pass --overwrite to replace it.")
+    if output.is_dir() and any(output.iterdir()):
+        if not overwrite:
+            raise OutputError(f"{output} is not empty; choose a new folder or pass --overwrite to replace it.")
+        staging.check_replaceable(output, source)
+    return staging.OutputState.of(output)
+
+
+def _can_write(folder: Path) -> bool:
+    """Whether a folder can be made here, tried for real: os.access says yes to root on a read-only mount."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=staging.STAGING_PREFIX, dir=folder))
+    except OSError:
+        return False
+    return True
 
 
 def _is_inside(child: Path, parent: Path) -> bool:
@@ -240,36 +308,14 @@ def human_size(size: int) -> str:
 Emit = Callable[[Message], None]
 
 
-def staging_root(output: Path) -> Path:
-    """A fresh hidden folder beside the output, on the same drive, so the final move is a rename."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{output.name}-", dir=output.parent))
-    (root / "pid").write_text(str(os.getpid()))
-    return root
-
-
-def remove_stale_staging(output: Path, pid: int) -> None:
-    """Remove staging folders left by a worker with this pid (one that was killed)."""
-    for root in output.parent.glob(f"{STAGING_PREFIX}{output.name}-*"):
-        pid_file = root / "pid"
-        if pid_file.is_file() and pid_file.read_text().strip() == str(pid):
-            shutil.rmtree(root, ignore_errors=True)
-
-
-def move_into_place(built: Path, output: Path, root: Path) -> None:
-    if output.exists():
-        # Keep the old folder until the new one is in place; it goes with the staging root.
-        output.rename(root / "previous")
-    built.rename(output)
-
-
 def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
     from .jobs.progress import BuilderProgress
 
     started = time.perf_counter()
     request = plan.request
     output = Path(request.output).expanduser().resolve()
-    root = staging_root(output)
+    root = staging.create(output, "convert")
+    placed = False
     try:
         source = Path(plan.source_path) if plan.source_path else None
         revision = None
@@ -285,7 +331,7 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         built = root / "model"
         progress = BuilderProgress(emit, num_layers=plan.checkpoint.num_layers)
         with progress.capture():
-            build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
+            repairs = build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
         progress.stage(97, "checking", "loading the tokenizer and generating a few tokens")
         check = verify_output(built, plan.options.execution_provider) if request.check else {"verdict": "not checked"}
         if check["verdict"] == "failed":
@@ -298,8 +344,11 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
             wall_seconds=time.perf_counter() - started,
             check=check,
         )
+        record["job_id"] = request.job_id
+        record["repairs"] = repairs
         manifest.write(built, record)
-        move_into_place(built, output, root)
+        staging.claim(built, output, staging.OutputState.from_dict(plan.output_state), root)
+        placed = True
         result = {"output": str(output), "manifest": record}
         if request.report is not None:
             from .report import measure_after
@@ -308,29 +357,15 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         progress.stage(100, "done", str(output))
         return result
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        staging.remove(root, success=placed)
 
 
-def build_model(source: Path, output: Path, cache: Path, options: BuildOptions, trust_remote_code: bool) -> None:
-    """Run the installed builder in this interpreter (no extra process).
+def build_model(source: Path, output: Path, cache: Path, options: BuildOptions, trust_remote_code: bool) -> list[str]:
+    """Run the installed builder in this interpreter (no extra process), with the repairs its version needs
+    (app.repairs); returns their ids."""
+    from .repairs import build_with_repairs
 
-    hf_remote is the builder's trust_remote_code, on by default there: off here unless asked for by name.
-    """
-    import onnxruntime  # noqa: F401  (onnxruntime-genai finds its runtime through it)
-    from onnxruntime_genai.models.builder import create_model
-
-    from .builder_info import builder_info
-
-    extra = {**options.extra_options, "hf_remote": trust_remote_code, "hf_token": "false"}
-    create_model(
-        model_name=None,
-        input_path=str(source),
-        output_dir=str(output),
-        precision=options.precision,
-        execution_provider=builder_info().cli_execution_providers[options.execution_provider],
-        cache_dir=str(cache),
-        **extra,
-    )
+    return build_with_repairs(source, output, cache, options, trust_remote_code)
 
 
 def verify_output(folder: Path, ep: str) -> dict[str, Any]:

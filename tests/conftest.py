@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Tests never reach the network: a path that does not exist must not turn into a Hub lookup.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The studio's data folder (library, history, staging markers, worker specs) is the tests' own, never the user's.
+os.environ.setdefault("FORGE_HOME", tempfile.mkdtemp(prefix="forge-home-tests-"))
 
 
 @pytest.fixture(scope="session")

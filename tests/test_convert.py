@@ -107,14 +107,15 @@ def test_progress_moves_forward_through_every_layer(checkpoints, tmp_path):
 def test_overwrite_replaces_the_output_only_when_the_build_succeeds(checkpoints, copy_of, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("previous build")
+    (out / "genai_config.json").write_text("{}")  # an earlier build, which --overwrite may replace
+    (out / "model.onnx").write_text("previous build")
     broken = copy_of(checkpoints("llama"))
     config = json.loads((broken / "config.json").read_text())
     config["hidden_size"] *= 2  # the weights no longer fit the config: the builder fails while loading them
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(Exception):  # noqa: B017 - whatever the builder raises, the output must survive
         convert(broken, out, "int4", overwrite=True)
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["genai_config.json", "model.onnx"]
     assert not list(tmp_path.glob(".forge-staging-*"))
     convert(checkpoints("llama"), out, "int4", overwrite=True)
-    assert not (out / "old.txt").exists() and (out / "forge.json").is_file()
+    assert (out / "model.onnx").read_bytes() != b"previous build" and (out / "forge.json").is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.convert import ConvertRequest, plan_conversion, remove_stale_staging
+from app.convert import ConvertRequest, plan_conversion
 from app.jobs.protocol import Log, Progress
 from app.jobs.runner import JobProcess, run_job
 
@@ -66,7 +66,6 @@ def test_cancel_mid_build_ends_the_tree_and_leaves_no_output(bigger_checkpoint, 
     outcome = job.wait(timeout=10)
     assert outcome.status == "cancelled"
     assert not any(process.is_running() and process.status() != psutil.STATUS_ZOMBIE for process in tree)
-    remove_stale_staging(out.resolve(), outcome.pid)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -75,12 +74,14 @@ def test_cancel_mid_build_ends_the_tree_and_leaves_no_output(bigger_checkpoint, 
 def test_a_worker_killed_by_the_system_is_reported_as_out_of_memory(bigger_checkpoint, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "keep.txt").write_text("previous")
+    (out / "genai_config.json").write_text("{}")  # an earlier model, which --overwrite may replace
+    (out / "model.onnx").write_text("previous")
     job = _start_and_wait_for_layers(plan_for(bigger_checkpoint, out, overwrite=True))
     os.kill(job.pid, signal.SIGKILL)  # what the kernel's OOM killer does
     outcome = job.wait(timeout=10)
     assert outcome.status == "out-of-memory"
     assert "ran out of memory" in outcome.message and "GB" in outcome.message
-    remove_stale_staging(out.resolve(), outcome.pid)
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # the runner swept the dead worker's staging; the old model was never touched
+    assert sorted(p.name for p in out.iterdir()) == ["genai_config.json", "model.onnx"]
+    assert (out / "model.onnx").read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -45,6 +46,14 @@ def install_error_hooks() -> None:
     threading.excepthook = lambda args: report(args.exc_type, args.exc_value, args.exc_traceback)
 
 
+def sweep_staging() -> None:
+    """Staging that runs killed earlier left behind (a window killed mid-build among them) goes first."""
+    from app.staging import sweep
+
+    with contextlib.suppress(OSError):
+        sweep()
+
+
 def run_window() -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -54,6 +63,7 @@ def run_window() -> int:
     app.setApplicationName("ONNX Forge")
     app.setOrganizationName("ONNX Forge")
     install_error_hooks()
+    sweep_staging()
     window = MainWindow()
     if os.environ.get("FORGE_SMOKE_TEST"):
         from ui.smoke import SmokeTest

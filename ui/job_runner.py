@@ -16,11 +16,11 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from app.convert import remove_stale_staging
 from app.jobs.protocol import CANCEL_LINE, Error, LineAssembler, Log, Progress, Result, decode
 from app.jobs.runner import (
     CANCEL_GRACE_SECONDS,
     Outcome,
+    after_job,
     kill_tree,
     make_outcome,
     process_tree,
@@ -183,6 +183,7 @@ class JobRunner(QObject):
         if error != QProcess.ProcessError.FailedToStart:
             return  # a crash also ends in `finished`, which reports it
         outcome = Outcome("did-not-start", None, message=f"the worker could not start: {self._process.errorString()}")
+        after_job(self.job, self.spec)  # its spec file
         QTimer.singleShot(0, self, lambda: self._finish(outcome))
 
     def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
@@ -195,10 +196,10 @@ class JobRunner(QObject):
             kill_tree(self._pid, wait=False)  # anything the worker started and left behind
         crashed = status == QProcess.ExitStatus.CrashExit and sys.platform != "win32"
         exit_code = -code if crashed else code  # a POSIX signal, as subprocess reports it
-        succeeded = self._result is not None and exit_code == 0
         outcome = make_outcome(
             exit_code,
-            cancelled=self._cancelled and not succeeded,  # a cancel that came too late changes nothing
+            cancelled=self._cancelled,
+            placed=after_job(self.job, self.spec),  # also sweeps this job's staging if it did not succeed
             result=self._result,
             error=self._error,
             peak=self._peak,
@@ -206,14 +207,7 @@ class JobRunner(QObject):
             stderr_tail=self._stderr_tail,
             pid=self._pid,
         )
-        if not outcome.ok:
-            self._remove_staging()
         self._finish(outcome)
-
-    def _remove_staging(self) -> None:
-        output = self.spec.get("request", {}).get("output")
-        if self.job == "convert" and output and self._pid is not None:
-            remove_stale_staging(Path(output).expanduser().resolve(), self._pid)
 
     def _finish(self, outcome: Outcome) -> None:
         if self._done:
@@ -221,7 +215,7 @@ class JobRunner(QObject):
         self._done = True
         said = outcome.message not in ("", outcome.status)
         ending = f"{outcome.status}: {outcome.message}" if said else outcome.status
-        self.log([f"--- {ending} ({outcome.seconds:.1f} s)"])
+        self.log([f"--- {ending} ({outcome.seconds:.1f} s)", *([f"note: {outcome.note}"] if outcome.note else [])])
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -7,6 +7,7 @@ job's log.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -414,16 +415,19 @@ class JobsPane(QWidget):
                 self.select(self.enqueue_report(record.plan["folders"], settings))
                 return
             if record.kind == "quantize":
-                request = QuantizeRequest(**record.plan)
+                request = QuantizeRequest(**{**record.plan, "job_id": ""})  # a new job: a new id
                 plan_quantization(request)
                 self.select(self.enqueue_quantization(request))
                 return
             source, overwrite = record.plan.get("source_path"), record.plan["request"].get("overwrite", False)
-            check_output(Path(record.output), Path(source) if source else None, overwrite)
+            state = check_output(Path(record.output), Path(source) if source else None, overwrite)
         except ForgeError as error:
             self._status.setText(f"cannot retry: {error}")
             return
-        self.select(self._enqueue(new_record(record.plan, self._history.logs_dir)))
+        # The output is claimed as it is now, by a job with its own id.
+        request = {**record.plan["request"], "job_id": uuid.uuid4().hex}
+        plan = {**record.plan, "request": request, "output_state": state.to_dict()}
+        self.select(self._enqueue(new_record(plan, self._history.logs_dir)))
 
     def _open_output(self) -> None:
         record = self._selected()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
+import time
 from typing import TYPE_CHECKING
 
 from .protocol import Log, Message, Progress
@@ -64,17 +65,13 @@ class BarView:
             self._progress.update(self._task, completed=message.percent, detail=f"{message.stage}: {message.detail}")
 
 
-def run_in_terminal(job: str, spec: dict, output: str, title: str, warnings: list[str]) -> tuple[Outcome, int]:
-    """Run one worker job with a view fitting the terminal; clean up its staging folder if it failed."""
-    from ..convert import remove_stale_staging
-
+def run_in_terminal(job: str, spec: dict, title: str, warnings: list[str]) -> tuple[Outcome, int]:
+    """Run one worker job with a view fitting the terminal (the runner sweeps its staging when it ends)."""
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     view = BarView(title) if sys.stdout.isatty() else PlainView()
     with view:
         outcome = run_job(job, spec, view.show)
-    if not outcome.ok and outcome.pid:
-        remove_stale_staging(Path(output).expanduser().resolve(), outcome.pid)
     return outcome, _report(outcome)
 
 
@@ -84,7 +81,7 @@ def convert_all(plans: list[ConvertPlan]) -> int:
     for plan in plans:
         options = plan.options
         title = f"{options.preset} ({options.precision}, {options.execution_provider})"
-        outcome, code = run_in_terminal("convert", plan.to_dict(), plan.request.output, title, plan.warnings)
+        outcome, code = run_in_terminal("convert", plan.to_dict(), title, plan.warnings)
         rows.append((plan, outcome))
         worst = max(worst, code)
         if outcome.status == "cancelled":
@@ -97,13 +94,30 @@ def convert_all(plans: list[ConvertPlan]) -> int:
 def _report(outcome: Outcome) -> int:
     if outcome.ok:
         print(f"done: {outcome.result['output']} ({outcome.seconds:.1f} s)")
+        if outcome.note:
+            print(f"note: {outcome.note}", file=sys.stderr)
         return 0
     print(f"error: {outcome.message}", file=sys.stderr)
     if outcome.error is not None and outcome.error.details:
-        print(outcome.error.details, file=sys.stderr)
+        print(f"details: {save_details(outcome.error.details)}", file=sys.stderr)
     if outcome.status == "failed" and outcome.error is not None and outcome.error.kind != "InternalError":
         return 2  # the worker refused the input, like the CLI does before starting it
     return EXIT_CODES[outcome.status]
+
+
+def save_details(details: str) -> str:
+    """Where a failure's details (a traceback, the builder's output) were written: a user reads one sentence, and
+    whoever looks into it finds the rest in the data folder's logs."""
+    from ..paths import data_dir
+
+    folder = data_dir() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"failure-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(details, encoding="utf-8")
+    except OSError:
+        return "could not be saved"
+    return str(path)
 
 
 def print_summary(rows: list[tuple[ConvertPlan, Outcome]]) -> None:

@@ -6,14 +6,14 @@ which then cancels deliberately: a "cancel" line first, then the whole process t
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,34 @@ def app_command(*args: str) -> list[str]:
 
 
 def worker_command(job: str, spec: dict[str, Any]) -> list[str]:
-    return app_command("worker", job, json.dumps(spec))
+    """The worker's command line; the spec travels in a private file (`@path`), which the worker deletes once read:
+    a spec can be larger than the system's limit on a command line."""
+    from ..staging import write_spec
+
+    return app_command("worker", job, f"@{write_spec(spec)}")
+
+
+def job_target(job: str, spec: dict[str, Any]) -> tuple[str, str] | None:
+    """(output folder, job id) of a job that makes a model, so its end can be read off the disk."""
+    request = spec.get("request", spec) if job == "convert" else spec
+    if job not in ("convert", "quantize") or not isinstance(request, dict) or not request.get("output"):
+        return None
+    return str(Path(request["output"]).expanduser()), str(request.get("job_id", ""))
+
+
+def after_job(job: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Once a worker is gone: sweep what dead jobs left (this one's staging among them) and, if this job put its
+    model in place, the result it would have reported: {"output", "manifest"}."""
+    from .. import staging
+
+    target = job_target(job, spec)
+    if target is None:
+        staging.sweep()
+        return None
+    output = Path(target[0]).resolve()
+    staging.sweep(output)
+    record = staging.placed(output, target[1])
+    return {"output": str(output), "manifest": record} if record else None
 
 
 @dataclass
@@ -66,6 +93,8 @@ class Outcome:
     error: Error | None = None
     peak_memory_bytes: int = 0
     seconds: float = 0.0
+    note: str = ""
+    """What did not finish after the model was in place (a cancelled or failed --report step)."""
     stderr_tail: list[str] = field(default_factory=list)
     pid: int | None = None
 
@@ -81,6 +110,7 @@ class JobProcess:
         self, job: str, spec: dict[str, Any], on_message: Callable[[Message], None], env: dict[str, str] | None = None
     ) -> None:
         self.job = job
+        self._spec = spec
         self.command = worker_command(job, spec)
         self._on_message = on_message
         self._env = worker_env(job, spec, env)
@@ -170,12 +200,13 @@ class JobProcess:
         kill_tree(self._process.pid)  # grandchildren a crashed worker left behind
         for thread in self._threads[:2]:
             thread.join(timeout=5)
-        return self._outcome(code)
+        return self._outcome(code, after_job(self.job, self._spec))
 
-    def _outcome(self, code: int) -> Outcome:
+    def _outcome(self, code: int, placed: dict[str, Any] | None) -> Outcome:
         return make_outcome(
             code,
             cancelled=self._cancelled,
+            placed=placed,
             result=self._result,
             error=self._error,
             peak=self._peak,
@@ -189,6 +220,7 @@ def make_outcome(
     code: int,
     *,
     cancelled: bool,
+    placed: dict[str, Any] | None = None,
     result: Result | None,
     error: Error | None,
     peak: int,
@@ -196,7 +228,8 @@ def make_outcome(
     stderr_tail: list[str],
     pid: int | None,
 ) -> Outcome:
-    """How a worker ended, from its exit code (negative: the POSIX signal that ended it) and what it said."""
+    """How a worker ended, from its exit code (negative: the POSIX signal that ended it), what it said, and what it
+    left on disk: a job whose model is in place (`placed`, its forge.json) succeeded, whatever came after."""
     common = {
         "exit_code": code,
         "peak_memory_bytes": peak,
@@ -204,10 +237,18 @@ def make_outcome(
         "stderr_tail": stderr_tail,
         "pid": pid,
     }
-    if cancelled:
-        return Outcome("cancelled", message="cancelled", **common)
     if result is not None and code == 0:
         return Outcome("succeeded", result=result.data, **common)
+    if placed is not None:
+        after = "was cancelled" if cancelled else "did not finish"
+        return Outcome(
+            "succeeded",
+            result=placed,
+            note=f"the model is in place; what came after it (measuring for the report) {after}.",
+            **common,
+        )
+    if cancelled:
+        return Outcome("cancelled", message="cancelled", **common)
     if error is not None:
         status = "out-of-memory" if error.kind == "OutOfMemory" else "failed"
         return Outcome(status, message=error.message, error=error, **common)
@@ -292,13 +333,34 @@ def run_job(
     try:
         process.start()
     except OSError as error:
+        after_job(job, spec)
         return Outcome("did-not-start", None, message=f"the worker could not start: {error}")
+    with _stop_signals_cancel():
+        try:
+            while True:
+                try:
+                    return process.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    continue
+        except KeyboardInterrupt:
+            process.cancel()
+            return process.wait()
+
+
+@contextlib.contextmanager
+def _stop_signals_cancel() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal, `kill`) cancel the job like Ctrl+C does, so its staging goes too.
+    Signal handlers can only be set on the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or sys.platform == "win32":
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    kept = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        while True:
-            try:
-                return process.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-    except KeyboardInterrupt:
-        process.cancel()
-        return process.wait()
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)

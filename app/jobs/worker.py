@@ -1,4 +1,5 @@
-"""The worker child: `main.py worker JOB SPEC_JSON` runs one heavy job and speaks the job protocol.
+"""The worker child: `main.py worker JOB @SPEC_FILE` (or an inline SPEC_JSON) runs one heavy job and speaks the
+job protocol. The spec file is deleted once read.
 
 Its real stdout carries protocol lines only. The OS-level stdout is pointed at stderr, so whatever
 C++ libraries print reaches the parent as free log text instead of corrupting the protocol.
@@ -6,12 +7,16 @@ C++ libraries print reaches the parent as free log text instead of corrupting th
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import sys
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import ForgeError
@@ -110,27 +115,55 @@ def _watch_stdin(channel: Channel) -> None:
     while chunk := os.read(0, 1024):
         received += chunk
         if CANCEL_LINE.encode() in received:
-            channel.emit(Log("cancel requested: stopping", "worker"))
+            with contextlib.suppress(OSError, ValueError):
+                channel.emit(Log("cancel requested: stopping", "worker"))
             break
-    sys.stderr.flush()
-    os._exit(EXIT_CANCELLED)
+    from ..staging import remove_mine
+
+    try:
+        remove_mine()  # the parent sweeps too, but it may be gone (killed): then nobody else would
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()  # a pipe to a parent that is gone
+    finally:
+        os._exit(EXIT_CANCELLED)
 
 
-def run(job: str, spec_json: str) -> int:
+def read_spec(argument: str) -> dict[str, Any]:
+    """The job spec: `@path` names a file the parent wrote (deleted here once read), anything else is JSON."""
+    if argument.startswith("@"):
+        path = Path(argument[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        finally:
+            path.unlink(missing_ok=True)
+    else:
+        text = argument
+    spec = json.loads(text)
+    if not isinstance(spec, dict):
+        raise ValueError("the job spec is not a JSON object")
+    return spec
+
+
+def run(job: str, spec_argument: str) -> int:
     try:
         channel = _open_channel()
     except OSError:
         return EXIT_FAILED  # started without a stdout: nobody is listening for the result
+    try:
+        spec = read_spec(spec_argument)
+    except (OSError, ValueError) as error:
+        channel.emit(Error(f"the job's spec cannot be read ({error}); start the job again.", "InputError"))
+        return EXIT_INPUT
     if job == "chat":  # long-lived: it reads requests from stdin itself
         from .chat_worker import run_chat
 
-        return run_chat(json.loads(spec_json), channel.emit)
+        return run_chat(spec, channel.emit)
     threading.Thread(target=_watch_stdin, args=(channel,), daemon=True).start()
     if job not in JOBS:
         channel.emit(Error(f"unknown job '{job}'", "InputError"))
         return EXIT_INPUT
     try:
-        result = JOBS[job](json.loads(spec_json), channel.emit)
+        result = JOBS[job](spec, channel.emit)
     except ForgeError as error:
         channel.emit(Error(str(error), type(error).__name__))
         return EXIT_INPUT
@@ -139,8 +172,41 @@ def run(job: str, spec_json: str) -> int:
             Error("the worker ran out of memory; pick a smaller preset or close other programs.", "OutOfMemory")
         )
         return EXIT_OUT_OF_MEMORY
+    except OSError as error:
+        channel.emit(Error(os_error_sentence(error, spec), "OSError", traceback.format_exc()))
+        return EXIT_FAILED
     except Exception as error:  # noqa: BLE001 - every failure must reach the parent as one message
-        channel.emit(Error(f"{type(error).__name__}: {error}", "InternalError", traceback.format_exc()))
+        channel.emit(Error(internal_error_sentence(error), "InternalError", traceback.format_exc()))
         return EXIT_FAILED
     channel.emit(Result(result))
     return EXIT_OK
+
+
+def os_error_sentence(error: OSError, spec: dict[str, Any]) -> str:
+    """One sentence for a failure of the disk or the file system, saying what to do."""
+    name = error.filename or "a file"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        from ..convert import existing_ancestor, human_size
+
+        try:
+            drive = existing_ancestor(Path(spec.get("request", spec)["output"]).expanduser())
+            room = f" ({human_size(shutil.disk_usage(drive).free)} free on {drive} now"
+            needed = spec.get("output_bytes")
+            room += f"; this build needs about {human_size(int(needed * 1.1))})" if needed else ")"
+        except (KeyError, TypeError, ValueError, OSError):
+            room = ""
+        return (
+            f"the disk ran out of space while writing {name}{room}; "
+            "free some space or choose an output folder on another drive, then start the job again."
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied for {name}; choose a folder you can write to, then start the job again."
+    if isinstance(error, FileNotFoundError):
+        return f"{name} is missing (it was moved or deleted while the job ran); put it back and start again."
+    return f"a file operation failed on {name} ({error.strerror or error}); check the disk and start again."
+
+
+def internal_error_sentence(error: Exception) -> str:
+    """A failure nobody anticipated: what it was, in one line, and where the details are."""
+    first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else "no message"
+    return f"the job failed unexpectedly ({type(error).__name__}: {first_line}); the log has the details."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -103,6 +104,10 @@ class QuantizeRequest:
     evaluate: bool = True
     report: dict[str, Any] | None = None
     """When given (app.report.MeasureSettings fields, {} for the defaults): measure quality and speed when done."""
+    job_id: str = ""
+    """Set by the plan and recorded in forge.json: tells afterwards whether this job's model reached the output."""
+    output_state: dict[str, Any] | None = None
+    """What the output was at planning (staging.OutputState): the model is moved there only if it still is."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,7 +176,7 @@ def is_quantized(model_path: Path) -> bool:
 
 def plan_quantization(request: QuantizeRequest) -> QuantizeRequest:
     """Every check that needs no heavy import; raises InputError. Returns the request with typed options checked."""
-    from ..convert import check_output
+    from ..convert import check_output, resolve_output
 
     input_path = Path(request.input).expanduser().resolve()
     options = parse_options(request.algo, request.overrides)
@@ -180,7 +185,8 @@ def plan_quantization(request: QuantizeRequest) -> QuantizeRequest:
     if hasattr(module, "check"):
         module.check(input_path, request.algo, options)
     source = input_path if input_path.is_dir() else input_path.parent
-    check_output(Path(request.output).expanduser().resolve(), source, request.overwrite)
+    request.output_state = check_output(resolve_output(request.output), source, request.overwrite).to_dict()
+    request.job_id = request.job_id or uuid.uuid4().hex
     return request
 
 
@@ -198,15 +204,17 @@ def copy_genai_folder(source: Path, destination: Path, skip: set[str]) -> None:
 
 
 def run_quantization(spec: dict[str, Any], emit: Emit) -> dict[str, Any]:
-    from .. import manifest
-    from ..convert import move_into_place, staging_root
+    from .. import manifest, staging
 
     request = QuantizeRequest(**spec)
+    if request.output_state is None:
+        request = plan_quantization(request)  # a request that was never planned: its checks run here
     started = time.perf_counter()
     input_path = Path(request.input).expanduser().resolve()
     output = Path(request.output).expanduser().resolve()
     options = parse_options(request.algo, request.overrides)
-    root = staging_root(output)
+    root = staging.create(output, "quantize")
+    placed = False
     try:
         built = root / "model"
         built.mkdir()
@@ -232,10 +240,12 @@ def run_quantization(spec: dict[str, Any], emit: Emit) -> dict[str, Any]:
             "wall_seconds": round(time.perf_counter() - started, 2),
             "peak_memory_bytes": manifest.peak_memory_bytes(),
             "files": manifest.file_records(built),
+            "job_id": request.job_id,
         }
         record["size_bytes"] = sum(item["size"] for item in record["files"])
         manifest.write(built, record)
-        move_into_place(built, output, root)
+        staging.claim(built, output, staging.OutputState.from_dict(request.output_state), root)
+        placed = True
         result = {"output": str(output), "manifest": record}
         if request.report is not None:
             from ..report import measure_after
@@ -244,7 +254,7 @@ def run_quantization(spec: dict[str, Any], emit: Emit) -> dict[str, Any]:
         emit(Progress(100, "done", str(output)))
         return result
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        staging.remove(root, success=placed)
 
 
 def folder_size(path: Path) -> int:
