@@ -320,10 +320,12 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         source = Path(plan.source_path) if plan.source_path else None
         revision = None
         if source is None:
-            from .hub import download_checkpoint
+            from .hub import download_checkpoint, hub_token
 
             emit_progress = BuilderProgress(emit, num_layers=0)
-            download = download_checkpoint(plan.hub_id, revision=request.revision, on_progress=emit_progress.download)
+            download = download_checkpoint(
+                plan.hub_id, revision=request.revision, token=hub_token(), on_progress=emit_progress.download
+            )
             source, revision = Path(download.path), download.revision_sha
             checkpoint = inspect_checkpoint(source)
             check_convertible(checkpoint, request.trust_remote_code)

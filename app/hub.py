@@ -17,7 +17,7 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,9 @@ class HubModel:
     downloads: int
     gated: bool
     config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,11 @@ def _search_error(error: BaseException) -> HubError | None:
 
 KEYRING_SERVICE = "onnx-forge"
 KEYRING_USER = "huggingface"
+
+
+def hub_token() -> str | None:
+    """The token every Hub call of the studio uses: HF_TOKEN when set, else the one saved in the credential store."""
+    return os.environ.get("HF_TOKEN") or get_token()
 
 
 def get_token() -> str | None:

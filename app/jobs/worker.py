@@ -33,11 +33,10 @@ def _convert(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str,
 
 def _download(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
     """Download a Hub repo's conversion files; the token comes from HF_TOKEN or the credential store, never argv."""
-    from ..hub import download_checkpoint, get_token
+    from ..hub import download_checkpoint, hub_token
 
-    token = os.environ.get("HF_TOKEN") or get_token()
     reporter = _DownloadProgress(emit)
-    result = download_checkpoint(spec["repo_id"], spec.get("revision"), token=token, on_progress=reporter)
+    result = download_checkpoint(spec["repo_id"], spec.get("revision"), token=hub_token(), on_progress=reporter)
     return {"path": str(result.path), "revision": result.revision_sha, "offline": result.offline}
 
 
