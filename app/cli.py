@@ -197,9 +197,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     local, hub_id = resolve_source(args.path)
     if hub_id:
-        from .hub import hub_model_summary
+        from .hub import hub_model_summary, hub_token
 
-        data = hub_model_summary(hub_id).to_dict()
+        data = hub_model_summary(hub_id, token=hub_token()).to_dict()
     else:
         data = inspect_checkpoint(local).to_dict()
     if args.json:
