@@ -1,13 +1,18 @@
 """Defects of the installed builder that the studio steers users around.
 
 Each entry is reproduced by a test that builds with the builder and expects the defect
-(tests/test_builder_defects.py; Gemma2's in tests/test_checkpoint_factory.py); when a newer builder
-fixes one, that test fails and the entry comes out.
+(tests/test_builder_defects.py, tests/test_architecture_matrix.py; Gemma2's in tests/test_checkpoint_factory.py);
+when a newer builder fixes one, that test fails and the entry comes out. Defects the studio can repair live in
+app/repairs.py instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from .builder_info import BuilderInfo
 
 
 def _is_014(version: str) -> bool:
@@ -15,8 +20,9 @@ def _is_014(version: str) -> bool:
 
 
 def combination_defect(precision: str, ep: str, builder_version: str) -> str | None:
-    """A sentence refusing a precision x provider pair the builder declares valid but builds wrong."""
-    if _is_014(builder_version) and (precision, ep) == ("fp32", "cuda"):
+    """A sentence refusing a precision x provider pair the builder declares valid but builds wrong (re-checked on
+    0.18.0: the same dangling present.* outputs)."""
+    if builder_version in ("0.14.1", "0.18.0") and (precision, ep) == ("fp32", "cuda"):
         return (
             f"builder {builder_version} writes FP32 CUDA models whose KV-cache outputs no node produces, so they load "
             "nowhere; pick fp16 or bf16 for CUDA, or fp32 for CPU."
@@ -24,14 +30,124 @@ def combination_defect(precision: str, ep: str, builder_version: str) -> str | N
     return None
 
 
-def checkpoint_defect(config: dict[str, Any], builder_version: str) -> str | None:
-    """A sentence refusing a checkpoint the builder declares supported but cannot convert."""
-    no_rope = config.get("no_rope_layers") or []
-    if _is_014(builder_version) and config.get("model_type") == "smollm3" and 0 in no_rope:
+NEWEST_GENERATION = "0.18.0"
+"""The default generation (pyproject.toml): what a user is told to move to."""
+
+# Architectures the 0.18 builder dispatches on that 0.14.1's does not (both read with app.builder_info).
+ADDED_IN_NEWEST = (
+    "Gemma4ForConditionalGeneration",
+    "Gemma4UnifiedForConditionalGeneration",
+    "GraniteMoeHybridForCausalLM",
+    "Lfm2AudioForConditionalGeneration",
+    "Lfm2MoeForCausalLM",
+    "Lfm2VlForConditionalGeneration",
+)
+
+
+@dataclass(frozen=True)
+class Unconvertible:
+    """A checkpoint the builder claims but cannot convert, where no repair (app.repairs) exists."""
+
+    name: str
+    applies: Callable[[dict[str, Any]], bool]
+    builder_versions: tuple[str, ...] | None
+    """Where it fails; None: every generation the studio knows."""
+    why: str
+
+
+def _type(config: dict[str, Any]) -> str:
+    return str(config.get("model_type", ""))
+
+
+def _text(config: dict[str, Any]) -> dict[str, Any]:
+    text = config.get("text_config")
+    return text if isinstance(text, dict) else config
+
+
+UNCONVERTIBLE: tuple[Unconvertible, ...] = (
+    Unconvertible(
+        "Qwen3.5",
+        lambda c: _type(c).startswith("qwen3_5"),
+        ("0.14.1",),
+        "its build does not load in its own runtime",
+    ),
+    Unconvertible(
+        "Mistral 3", lambda c: _type(c) == "mistral3", ("0.14.1",), "its build does not load in its own runtime"
+    ),
+    Unconvertible(
+        "Gemma 3",
+        lambda c: _type(c) in ("gemma3", "gemma3_text"),
+        ("0.14.1",),
+        "it reads rope_local_base_freq, which transformers 5 no longer sets, and loads the config itself, so the "
+        "studio's repair cannot reach it",
+    ),
+    Unconvertible(
+        "dense Gemma 4",
+        lambda c: _type(c).startswith("gemma4") and not _text(c).get("enable_moe_block", False),
+        None,
+        "builder 0.18.0 builds Gemma4ForConditionalGeneration as the mixture-of-experts Gemma 4 (26B-A4B) only and "
+        "crashes on a dense one",
+    ),
+)
+
+
+def flavor(info: BuilderInfo) -> str:
+    """'onnxruntime-genai 0.18.0', or 'onnxruntime-genai-directml 0.14.1 (the DirectML flavor)'."""
+    kind = info.distribution.removeprefix("onnxruntime-genai").removeprefix("-")
+    names = {"directml": "DirectML", "cuda": "CUDA", "winml": "Windows ML"}
+    return f"{info.distribution} {info.version}" + (f" (the {names.get(kind, kind)} flavor)" if kind else "")
+
+
+def _move_to_newest(info: BuilderInfo) -> str:
+    if "directml" in info.distribution:
+        return f"use the Windows ML or CUDA flavor ({NEWEST_GENERATION}), which convert it"
+    return f"install onnxruntime-genai {NEWEST_GENERATION} (scripts/setup.sh does), which converts it"
+
+
+def _never_converted(config: dict[str, Any]) -> str | None:
+    for known in UNCONVERTIBLE:
+        if known.builder_versions is None and known.applies(config):
+            return (
+                f"no onnxruntime-genai up to {NEWEST_GENERATION} converts {known.name} checkpoints ({known.why}); "
+                "pick another model."
+            )
+    return None
+
+
+def checkpoint_defect(config: dict[str, Any], info: BuilderInfo) -> str | None:
+    """A sentence refusing a checkpoint the installed builder claims but cannot convert, naming what can."""
+    never = _never_converted(config)
+    if never:
+        return never
+    for known in UNCONVERTIBLE:
+        if known.builder_versions and known.applies(config) and info.version in known.builder_versions:
+            return (
+                f"{known.name} needs onnxruntime-genai {NEWEST_GENERATION}: this is {flavor(info)}, whose builder "
+                f"cannot convert it ({known.why}); {_move_to_newest(info)}."
+            )
+    return None
+
+
+def unsupported_architecture(architecture: str, config: dict[str, Any], info: BuilderInfo) -> str | None:
+    """A sentence for an architecture the installed builder does not list but the newest generation does."""
+    never = _never_converted(config)
+    if never:
+        return never
+    if architecture in ADDED_IN_NEWEST and architecture not in info.architectures:
         return (
-            f"builder {builder_version} cannot convert SmolLM3 checkpoints with layers that skip RoPE "
-            f"({no_rope.count(0)} of {len(no_rope)} here; it stops with KeyError 'position_ids'); "
-            "wait for a newer onnxruntime-genai."
+            f"{architecture} needs onnxruntime-genai {NEWEST_GENERATION}: this is {flavor(info)}, whose builder does "
+            f"not know it; {_move_to_newest(info)}."
+        )
+    return None
+
+
+def target_defect(config: dict[str, Any], ep: str, builder_version: str) -> str | None:
+    """A sentence refusing a checkpoint x provider pair whose build would not load there."""
+    text = _text(config)
+    if ep == "cpu" and _type(config).startswith("gemma4") and text.get("enable_moe_block"):
+        return (
+            "onnxruntime's CPU kernels cannot run Gemma 4's mixture of experts (GeGLU experts: 'Unsupported MoE "
+            "activation type'), so a CPU build would not load; build it for CUDA (--ep cuda)."
         )
     return None
 

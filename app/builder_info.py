@@ -45,6 +45,8 @@ class BuilderInfo:
     valid_combinations: frozenset[tuple[str, str]]
     """(precision, short execution provider) pairs the builder declares valid."""
     boolean_options: frozenset[str]
+    distribution: str = "onnxruntime-genai"
+    """The installed onnxruntime-genai flavor's distribution (onnxruntime-genai-directml, -cuda, -winml, ...)."""
 
     def option_names(self) -> list[str]:
         return [option.name for option in self.options]
@@ -63,11 +65,17 @@ def builder_info() -> BuilderInfo:
     if spec is None or not spec.submodule_search_locations:
         raise BuilderNotInstalled("onnxruntime-genai is not installed; run the README's set-up command to install it.")
     source = Path(spec.submodule_search_locations[0]) / "models" / "builder.py"
-    return parse_builder(source, importlib.metadata.version(_genai_distribution()))
+    distribution = _genai_distribution()
+    return parse_builder(source, importlib.metadata.version(distribution), distribution)
 
 
 def _genai_distribution() -> str:
-    for name in ("onnxruntime-genai", "onnxruntime-genai-directml", "onnxruntime-genai-cuda"):
+    for name in (
+        "onnxruntime-genai",
+        "onnxruntime-genai-directml",
+        "onnxruntime-genai-cuda",
+        "onnxruntime-genai-winml",
+    ):
         try:
             importlib.metadata.version(name)
             return name
@@ -76,7 +84,7 @@ def _genai_distribution() -> str:
     raise BuilderNotInstalled("no onnxruntime-genai distribution is installed.")
 
 
-def parse_builder(source: Path, version: str) -> BuilderInfo:
+def parse_builder(source: Path, version: str, distribution: str = "onnxruntime-genai") -> BuilderInfo:
     tree = ast.parse(source.read_text(encoding="utf-8"))
     choices = _argparse_choices(tree)
     cli_eps = {_EP_ALIASES.get(ep, ep): ep for ep in choices.get("--execution_provider", [])}
@@ -90,6 +98,7 @@ def parse_builder(source: Path, version: str) -> BuilderInfo:
         options=tuple(_extra_options(tree)),
         valid_combinations=frozenset(_valid_combinations(tree)),
         boolean_options=frozenset(_boolean_options(tree)),
+        distribution=distribution,
     )
 
 

@@ -147,7 +147,12 @@ def config_dims(config: dict[str, Any]) -> Dims:
         intermediate=inter if isinstance(inter, int) else None,
         tied=tied if isinstance(tied, bool) else None,
         quantized=config.get("quantization_config") is not None,
+        plain_attention=not any(key in text for key in _UNEVEN_ATTENTION_KEYS),
     )
+
+
+# Config keys of families whose attention layers differ from one another or from q/k/v of head_dim each.
+_UNEVEN_ATTENTION_KEYS = ("per_layer_config", "global_head_dim", "linear_num_value_heads")
 
 
 def check_tokenizer_files(folder: Path) -> None:

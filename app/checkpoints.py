@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .builder_defects import checkpoint_defect
+from .builder_defects import checkpoint_defect, unsupported_architecture
 from .builder_info import builder_info
 from .checkpoint_config import MAX_CONFIG_BYTES, check_config, check_tokenizer_files, config_dims
 from .errors import CheckpointError
@@ -146,7 +146,9 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         quantization=quantization.get("quant_method", "unknown") if isinstance(quantization, dict) else None,
         builder_supported=supported,
         builder_version=info.version,
-        builder_defect=checkpoint_defect(text, info.version) if supported else None,
+        builder_defect=checkpoint_defect(config, info)
+        if supported
+        else unsupported_architecture(architecture, config, info),
         needs_remote_code="auto_map" in config,
         tied_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
         problems=_problems(folder, safetensors, bins),
@@ -180,6 +182,14 @@ def _problems(folder: Path, safetensors: list[Path], bins: list[Path]) -> list[s
     return problems
 
 
+def _families(architectures: tuple[str, ...]) -> str:
+    """'ChatGLM, Ernie4_5, Gemma, ...': the model classes without their ForCausalLM-style suffix (a sentence that
+    lists forty class names runs past a thousand characters)."""
+    suffixes = ("ForCausalLM", "ForConditionalGeneration", "Model")
+    names = {next((a.removesuffix(s) for s in suffixes if a.endswith(s)), a) for a in architectures}
+    return ", ".join(sorted(names, key=str.lower))
+
+
 def check_convertible(info: CheckpointInfo, trust_remote_code: bool = False) -> None:
     """Refuse, in one sentence, a checkpoint the builder cannot convert."""
     folder = info.path
@@ -190,10 +200,12 @@ def check_convertible(info: CheckpointInfo, trust_remote_code: bool = False) -> 
             f"{folder} has no tokenizer (tokenizer.json or tokenizer.model); copy the tokenizer files "
             "from the model's repository into it."
         )
+    if not info.builder_supported and info.builder_defect:
+        raise CheckpointError(info.builder_defect)
     if not info.builder_supported:
-        supported = ", ".join(a for a in builder_info().architectures if a.endswith(("ForCausalLM", "Generation")))
         message = (
-            f"the installed builder {info.builder_version} cannot convert {info.architecture}; it supports {supported}."
+            f"the installed builder {info.builder_version} cannot convert {info.architecture}; it converts "
+            f"{_families(builder_info().architectures)}."
         )
         if info.needs_remote_code and not trust_remote_code:
             message = (

@@ -230,13 +230,10 @@ def load_source(source: Path, model_dir: Path, trust_remote_code: bool = False) 
             f"{source} can only be loaded by running its own Python code (auto_map in config.json), which runs only "
             "with --trust-remote-code; pass it if you trust this checkpoint."
         )
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(source), dtype=torch.float32, trust_remote_code=trust_remote_code
-        ).eval()
+        model = _torch_model(source, trust_remote_code)
     except Exception as error:  # noqa: BLE001 - whatever transformers (or trusted code) raises becomes one sentence
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise InputError(f"{source} could not be loaded in PyTorch ({first_line}); check the checkpoint.") from error
@@ -245,6 +242,18 @@ def load_source(source: Path, model_dir: Path, trust_remote_code: bool = False) 
     except Exception:  # noqa: BLE001 - the ONNX model's ids are used either way; the note says so
         tokenizer = None
     return model, tokenizer
+
+
+def _torch_model(source: Path, trust_remote_code: bool) -> Any:
+    """The checkpoint in float32; a multimodal class (Mistral 3's) through the image-text auto class, whose forward
+    takes token ids alone and gives the same logits as its decoder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    config = AutoConfig.from_pretrained(str(source), trust_remote_code=trust_remote_code)
+    known = type(config) in AutoModelForCausalLM._model_mapping or "auto_map" in config.to_dict()
+    loader = AutoModelForCausalLM if known else AutoModelForImageTextToText
+    return loader.from_pretrained(str(source), dtype=torch.float32, trust_remote_code=trust_remote_code).eval()
 
 
 def onnx_logits(og: Any, model: Any, tokens: list[int], model_dir: Path) -> Any:

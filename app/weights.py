@@ -185,6 +185,9 @@ class Dims:
     intermediate: int | None
     tied: bool | None
     quantized: bool
+    plain_attention: bool = True
+    """Every attention layer has the config's head size and plain q/k/v; False where layers differ (Gemma 4's global
+    layers, Qwen3.5's gated attention beside linear attention), whose attention shapes are then not checked."""
 
 
 _EMBEDDING = re.compile(r"^(?P<prefix>(?:.*\.)?)embed_tokens\.weight$")
@@ -206,9 +209,12 @@ def check_tensors(tensors: dict[str, Tensor], dims: Dims, config_name: str) -> N
             f"{mismatch}: it says {dims.layers} layer{'s' if dims.layers != 1 else ''}, the weights hold {found}; "
             "use the config and weights of one model."
         )
-    expect = {f"{prefix}embed_tokens.weight": [dims.vocab, dims.hidden], f"{prefix}norm.weight": [dims.hidden]}
-    if "lm_head.weight" in tensors or dims.tied is False:
-        expect["lm_head.weight"] = [dims.vocab, dims.hidden]
+    expect: dict[str, list[int] | None] = {f"{prefix}embed_tokens.weight": [dims.vocab, dims.hidden]}
+    if f"{prefix}norm.weight" in tensors:  # OLMo's norms have no weights; LFM2 calls its final one embedding_norm
+        expect[f"{prefix}norm.weight"] = [dims.hidden]
+    lm_head = _lm_head_name(tensors, prefix)
+    if lm_head in tensors or dims.tied is False:
+        expect[lm_head] = [dims.vocab, dims.hidden]
     for index in range(dims.layers):
         expect |= _layer_shapes(tensors, f"{prefix}layers.{index}.", dims)
     for name, shape in expect.items():
@@ -222,9 +228,19 @@ def check_tensors(tensors: dict[str, Tensor], dims: Dims, config_name: str) -> N
             )
 
 
+def _lm_head_name(tensors: dict[str, Tensor], prefix: str) -> str:
+    """lm_head.weight, or beside the decoder in a multimodal checkpoint (language_model.lm_head.weight)."""
+    beside = prefix.removesuffix("model.") + "lm_head.weight"
+    return beside if beside in tensors else "lm_head.weight"
+
+
 def _layer_indices(tensors: dict[str, Tensor], prefix: str) -> set[int]:
     pattern = re.compile(re.escape(prefix) + r"layers\.(\d+)\.")
     return {int(m[1]) for m in map(pattern.match, tensors) if m}
+
+
+def _presence_only(*_value: int) -> None:
+    return None
 
 
 def _layer_shapes(tensors: dict[str, Tensor], layer: str, dims: Dims) -> dict[str, list[int] | None]:
@@ -235,14 +251,24 @@ def _layer_shapes(tensors: dict[str, Tensor], layer: str, dims: Dims) -> dict[st
         return None if dims.quantized else list(value)
 
     attn, mlp = f"{layer}self_attn.", f"{layer}mlp."
-    expect: dict[str, list[int] | None] = {f"{layer}input_layernorm.weight": [h], f"{attn}o_proj.weight": shape(h, q)}
-    if f"{attn}qkv_proj.weight" in tensors:
-        expect[f"{attn}qkv_proj.weight"] = shape(q + 2 * kv, h)
-    else:
-        for part, rows in (("q", q), ("k", kv), ("v", kv)):
-            expect[f"{attn}{part}_proj.weight"] = shape(rows, h)
+    expect: dict[str, list[int] | None] = {}
+    if f"{layer}input_layernorm.weight" in tensors:
+        expect[f"{layer}input_layernorm.weight"] = [h]
+    if not dims.plain_attention:
+        shape = _presence_only
+    # A layer without attention (linear attention, a convolution) holds no self_attn projection at all.
+    if any(name.startswith(attn) and name.endswith("_proj.weight") for name in tensors):
+        output = f"{attn}out_proj.weight" if f"{attn}out_proj.weight" in tensors else f"{attn}o_proj.weight"
+        expect[output] = shape(h, q)
+        if f"{attn}qkv_proj.weight" in tensors:
+            expect[f"{attn}qkv_proj.weight"] = shape(q + 2 * kv, h)
+        else:
+            for part, rows in (("q", q), ("k", kv), ("v", kv)):
+                expect[f"{attn}{part}_proj.weight"] = shape(rows, h)
     if any(name.startswith(f"{mlp}experts.") for name in tensors):
         return expect  # a mixture of experts: sizes per expert vary by family
+    if not any(name.startswith(mlp) for name in tensors):
+        return expect  # the feed-forward has another name (LFM2's feed_forward.w1..w3)
     inter = dims.intermediate
     expect[f"{mlp}down_proj.weight"] = shape(h, inter) if inter else None
     if f"{mlp}gate_up_proj.weight" in tensors:

@@ -3,7 +3,7 @@
 pip constraints cannot loosen an `==` pin, so a second runtime generation is installed from this list
 (`pip install -r`) followed by `pip install --no-deps -e .`. Usage:
 
-    python scripts/pinned_requirements.py scripts/genai-0.18.txt test,quantize > requirements.txt
+    python scripts/pinned_requirements.py scripts/genai-0.14.1.txt test,quantize > requirements.txt
 
 The pin file holds one requirement a line; each replaces every requirement of the same distribution
 (markers included), so the file decides the versions for that environment alone.

@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Create .venv with everything the studio and its tests need. Safe to run again.
+# `scripts/setup.sh --generation 0.14.1` makes .venv-0.14.1 beside it instead: the studio on another onnxruntime-genai
+# generation (the pins of scripts/genai-0.14.1.txt: the DirectML flavor's), with pytest, for the architecture matrix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+if [ "${1:-}" = "--generation" ]; then
+    PINS="scripts/genai-${2:?usage: scripts/setup.sh [--generation VERSION]}.txt"
+    if [ ! -f "$PINS" ]; then
+        echo "error: there is no $PINS; the generations with pins are: $(ls scripts/genai-*.txt | xargs -n1 basename)" >&2
+        exit 2
+    fi
+    VENV=".venv-$2"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q torch==2.13.0
+    # pip constraints cannot loosen an == pin, so the project's requirements are listed with the generation's pins.
+    "$VENV/bin/python" scripts/pinned_requirements.py "$PINS" >"$VENV/requirements.txt"
+    "$VENV/bin/python" -m pip install -q -r "$VENV/requirements.txt" "pytest>=8"
+    "$VENV/bin/python" -m pip install -q --no-deps -e .
+    exit 0
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: this version's CPU build is what the builder needs; an unpinned torch pulls a CUDA build.

@@ -53,6 +53,7 @@ from transformers import (
     SmolLM3Config,
     SmolLM3ForCausalLM,
 )
+from transformers import models as _hf_models
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Sizes
@@ -281,17 +282,149 @@ def _smollm3(sizes: Sizes) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Architecture:
-    """How to build one architecture: its config and model classes and the settings specific to it."""
+    """How to build one architecture: its config and model classes and the settings specific to it.
+
+    A multimodal class (``...ForConditionalGeneration``) gets the sizes and settings in its ``text_config``,
+    beside the tiny vision (and audio) towers ``outer`` returns: real checkpoints of it are saved that way.
+    """
 
     config_class: type[PretrainedConfig]
     model_class: type[PreTrainedModel]
     settings: Callable[[Sizes], dict[str, Any]]
+    outer: Callable[[Sizes], dict[str, Any]] | None = None
 
     def make_config(self, sizes: Sizes, overrides: Mapping[str, Any]) -> PretrainedConfig:
-        kwargs = sizes.config_kwargs() | self.settings(sizes) | dict(overrides)
-        config = self.config_class(**kwargs)
+        text = sizes.config_kwargs() | self.settings(sizes) | dict(overrides)
+        if self.outer is None:
+            config = self.config_class(**text)
+        else:
+            dtype = text.pop("dtype", None)
+            config = self.config_class(text_config=text, **self.outer(sizes))
+            # One answer to "tied?" at both levels, the decoder's, as in the real checkpoints' config.json.
+            config.tie_word_embeddings = config.text_config.tie_word_embeddings
+            config.dtype = dtype
         config.architectures = [self.model_class.__name__]
         return config
+
+
+def _hf(module: str, name: str) -> Any:
+    """A transformers class by module and name (the newer architectures are not all exported at the top)."""
+    return getattr(getattr(_hf_models, module), name)
+
+
+def _qwen3_5(sizes: Sizes) -> dict[str, Any]:
+    # Qwen3.5 mixes Gated DeltaNet (linear attention) layers with full-attention ones (3:1 in the real models);
+    # two layers here: one of each. Its full attention rotates a quarter of each head (partial RoPE, MRoPE sections).
+    heads = NUM_ATTENTION_HEADS
+    return {
+        "head_dim": sizes.head_dim,
+        "layer_types": ["linear_attention", "full_attention"] * (sizes.num_layers // 2)
+        + ["linear_attention"] * (sizes.num_layers % 2),
+        "linear_num_key_heads": heads // 2,
+        "linear_num_value_heads": heads,
+        "linear_key_head_dim": sizes.head_dim,
+        "linear_value_head_dim": sizes.head_dim,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10_000_000.0,
+            "partial_rotary_factor": 0.25,
+            "mrope_section": [1, 1, 0],
+            "mrope_interleaved": True,
+        },
+    }
+
+
+def _qwen3_5_moe(sizes: Sizes) -> dict[str, Any]:
+    return _qwen3_5(sizes) | {
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": sizes.hidden_size,
+        "shared_expert_intermediate_size": sizes.hidden_size,
+    }
+
+
+def _qwen3_5_vision(sizes: Sizes) -> dict[str, Any]:
+    return {
+        "vision_config": {
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": sizes.hidden_size,
+            "num_position_embeddings": 16,
+        }
+    }
+
+
+def _gemma4(sizes: Sizes) -> dict[str, Any]:
+    # Gemma 4 alternates sliding-window and global layers, the global ones with twice the head size (transformers
+    # keeps that in a per-layer head_dim) and proportional partial RoPE; real checkpoints also feed a per-layer input.
+    return {
+        "head_dim": sizes.head_dim,
+        "global_head_dim": 2 * sizes.head_dim,
+        "layer_types": ["sliding_attention"] * (sizes.num_layers - 1) + ["full_attention"],
+        "sliding_window": MAX_POSITION_EMBEDDINGS,
+        "vocab_size_per_layer_input": VOCAB_SIZE,
+        "hidden_size_per_layer_input": 16,
+        # The mixture-of-experts form (as in Gemma 4 26B-A4B): the one the 0.18 builder reads for this class.
+        "enable_moe_block": True,
+        "num_experts": 4,
+        "top_k_experts": 2,
+        "moe_intermediate_size": sizes.hidden_size,
+    }
+
+
+def _gemma4_vision(sizes: Sizes) -> dict[str, Any]:
+    return {
+        "vision_config": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+        },
+        "audio_config": None,
+    }
+
+
+def _mistral3_vision(sizes: Sizes) -> dict[str, Any]:
+    return {
+        "vision_config": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "head_dim": 16,
+            "image_size": 32,
+            "patch_size": 16,
+        },
+    }
+
+
+def _moe(sizes: Sizes) -> dict[str, Any]:
+    return {
+        "head_dim": sizes.head_dim,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": sizes.hidden_size,
+        **_rope(1_000_000.0),
+    }
+
+
+def _gemma3(sizes: Sizes) -> dict[str, Any]:
+    return _gemma2(sizes) | {
+        "layer_types": ["sliding_attention", "full_attention"] * (sizes.num_layers // 2)
+        + ["sliding_attention"] * (sizes.num_layers % 2)
+    }
+
+
+def _granite(sizes: Sizes) -> dict[str, Any]:
+    return _rope(10_000.0)
+
+
+def _plain(sizes: Sizes) -> dict[str, Any]:
+    return {"head_dim": sizes.head_dim, **_rope(10_000.0)}
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -303,6 +436,30 @@ ARCHITECTURES: dict[str, Architecture] = {
     "gemma": Architecture(GemmaConfig, GemmaForCausalLM, _gemma),
     "gemma2": Architecture(Gemma2Config, Gemma2ForCausalLM, _gemma2),
     "smollm3": Architecture(SmolLM3Config, SmolLM3ForCausalLM, _smollm3),
+    "qwen3_5": Architecture(
+        _hf("qwen3_5", "Qwen3_5Config"), _hf("qwen3_5", "Qwen3_5ForConditionalGeneration"), _qwen3_5, _qwen3_5_vision
+    ),
+    "qwen3_5_moe": Architecture(
+        _hf("qwen3_5_moe", "Qwen3_5MoeConfig"),
+        _hf("qwen3_5_moe", "Qwen3_5MoeForConditionalGeneration"),
+        _qwen3_5_moe,
+        _qwen3_5_vision,
+    ),
+    "gemma4": Architecture(
+        _hf("gemma4", "Gemma4Config"), _hf("gemma4", "Gemma4ForConditionalGeneration"), _gemma4, _gemma4_vision
+    ),
+    "mistral3": Architecture(
+        _hf("mistral3", "Mistral3Config"),
+        _hf("mistral3", "Mistral3ForConditionalGeneration"),
+        _mistral,
+        _mistral3_vision,
+    ),
+    "gemma3": Architecture(_hf("gemma3", "Gemma3TextConfig"), _hf("gemma3", "Gemma3ForCausalLM"), _gemma3),
+    "qwen3_moe": Architecture(_hf("qwen3_moe", "Qwen3MoeConfig"), _hf("qwen3_moe", "Qwen3MoeForCausalLM"), _moe),
+    "granite": Architecture(_hf("granite", "GraniteConfig"), _hf("granite", "GraniteForCausalLM"), _granite),
+    "olmo": Architecture(_hf("olmo", "OlmoConfig"), _hf("olmo", "OlmoForCausalLM"), _granite),
+    "ernie4_5": Architecture(_hf("ernie4_5", "Ernie4_5Config"), _hf("ernie4_5", "Ernie4_5ForCausalLM"), _plain),
+    "lfm2": Architecture(_hf("lfm2", "Lfm2Config"), _hf("lfm2", "Lfm2ForCausalLM"), _granite),
 }
 """Architecture name -> how to build its config and model. Gemma, Gemma2 and SmolLM3 tie their embeddings by default."""
 

@@ -11,9 +11,11 @@ import onnxruntime  # noqa: F401  # must be imported before onnxruntime_genai
 import onnxruntime_genai as og
 import pytest
 import torch
-from onnxruntime_genai.models.builder import create_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from app.builder_info import builder_info
+from app.presets import BuildOptions
+from app.repairs import build_with_repairs
 from tests.checkpoint_factory import (
     ARCHITECTURES,
     ASSISTANT_TOKEN,
@@ -37,17 +39,16 @@ MESSAGES = [
 Builder = Callable[[str, str], tuple[Path, Path]]
 
 
+# The architectures the factory started with; those added for the architecture matrix (multimodal classes, MoE,
+# hybrid attention) are built, run and compared with PyTorch in tests/test_architecture_matrix.py.
+SEEDED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "smollm3")
+assert set(SEEDED) <= set(ARCHITECTURES)
+
+
 def build_onnx(checkpoint: Path, output_dir: Path, precision: str, cache_dir: Path) -> Path:
-    create_model(
-        None,
-        str(checkpoint),
-        str(output_dir),
-        precision,
-        "cpu",
-        str(cache_dir),
-        hf_remote=False,
-        hf_token="false",
-    )
+    # As the studio calls the builder (repairs included: 0.18's reduced sliding-window cache cannot generate fewer
+    # tokens than the window); the bare builder's defects are tests/test_repairs.py's subject.
+    build_with_repairs(checkpoint, output_dir, cache_dir, BuildOptions(precision, precision, "cpu"), False)
     return output_dir
 
 
@@ -109,7 +110,7 @@ def transformers_logits(checkpoint: Path, prompt_ids: list[int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", SEEDED)
 def test_checkpoint_files_and_config(arch: str, tmp_path: Path) -> None:
     checkpoint = make_checkpoint(arch, tmp_path / arch)
 
@@ -158,7 +159,7 @@ def test_tie_word_embeddings_override(arch: str, tie: bool, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", SEEDED)
 def test_build_and_generate(arch: str, precision: str, built: Builder) -> None:
     _, output_dir = built(arch, precision)
     assert (output_dir / "model.onnx").is_file()
@@ -171,7 +172,7 @@ def test_build_and_generate(arch: str, precision: str, built: Builder) -> None:
     assert prompt_ids[0] == SPECIAL_TOKENS.index(BOS_TOKEN)
 
 
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", SEEDED)
 def test_chat_template_matches_transformers(arch: str, built: Builder) -> None:
     checkpoint, output_dir = built(arch, "fp32")
     og_tokenizer = og.Tokenizer(og.Model(str(output_dir)))
@@ -191,7 +192,7 @@ def test_chat_template_matches_transformers(arch: str, built: Builder) -> None:
     )
 
 
-@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+@pytest.mark.parametrize("arch", SEEDED)
 def test_fp32_logits_match_transformers(arch: str, built: Builder) -> None:
     checkpoint, output_dir = built(arch, "fp32")
     prompt_ids, _ = greedy_generate(output_dir, MESSAGES)
@@ -208,6 +209,7 @@ def test_fp32_logits_match_transformers(arch: str, built: Builder) -> None:
 
 
 @pytest.mark.xfail(
+    builder_info().version.startswith("0.14."),  # 0.18 slides the window on the even layers, as transformers does
     strict=True,
     raises=AssertionError,
     reason="builder 0.14.1 slides the window on Gemma2's odd layers, transformers on even",

@@ -22,10 +22,11 @@ YES = "y\n" * 8
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory) -> Path:
     """The demo built at FP32 for the CPU by the builder itself (no forge.json: a folder we did not make)."""
-    from onnxruntime_genai.models.builder import create_model
+    from app.presets import BuildOptions
+    from app.repairs import call_builder
 
     root = tmp_path_factory.mktemp("remote-code-model")
-    create_model(None, str(demo_checkpoint()), str(root / "model"), "fp32", "cpu", str(root / "cache"), hf_remote=False)
+    call_builder(demo_checkpoint(), root / "model", root / "cache", BuildOptions("fp32", "fp32", "cpu"), False)
     return root / "model"
 
 
