@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print JSON")
     report.set_defaults(handler=cmd_report)
 
+    from .serve.cli import add_serve_command
+
+    add_serve_command(commands)
+
     hardware = commands.add_parser("hardware", help="GPUs and the execution providers this machine can use")
     hardware.add_argument("--json", action="store_true", help="print JSON")
     hardware.set_defaults(handler=cmd_hardware)
