@@ -7,6 +7,7 @@ process, app/jobs/chat_worker.py). Nothing here imports Qt; onnxruntime-genai is
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,7 +108,10 @@ def check_loadable(folder: Path, ep: str | None = None) -> str:
         raise ModelLoadError(f"{folder} is not a folder; pick an ONNX Runtime GenAI model folder.")
     from .model_folder import check_model_folder
 
-    check_model_folder(folder)
+    try:
+        check_model_folder(folder)
+    except InputError as error:
+        raise ModelLoadError(str(error)) from None
     versions = read_forge_record(folder).get("versions", {})
     flavours = ("onnxruntime-genai", "onnxruntime-genai-directml", "onnxruntime-genai-cuda")
     built_with = next((versions[name] for name in flavours if versions.get(name)), None)
@@ -181,8 +185,19 @@ def check_tokenizer(folder: Path) -> str:
     return "onnxruntime-genai"
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """Text that can cross into the runtime: bytes that were not UTF-8 (a terminal or pipe in another encoding,
+    kept by Python as lone surrogates) become U+FFFD instead of failing inside the tokenizer."""
+    text = _LONE_SURROGATE.sub("\ufffd", text)  # surrogates that stand for no byte
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def render_prompt(tokenizer: Any, folder: Path, messages: list[dict[str, str]]) -> str:
     """The chat prompt through the model's own template; the plain text where it ships none."""
+    messages = [{**message, "content": valid_text(message["content"])} for message in messages]
     if not has_chat_template(folder):
         return "\n".join(message["content"] for message in messages)
     return tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import sys
@@ -50,6 +51,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     session = ChatSession(Path(args.model), args.ep, args.device_id, args.system)
     session.set_settings(settings_from(args))
     if args.prompt is None:
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(errors="surrogateescape")  # bytes that are not UTF-8 reach valid_text, not a crash
         return interact(session, sys.stdin, sys.stdout)
     if args.json:
         print(json.dumps(session.send(args.prompt).to_dict(), indent=2, ensure_ascii=False))
