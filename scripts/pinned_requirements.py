@@ -28,8 +28,9 @@ def distribution(requirement: str) -> str:
 
 
 def read_pins(pin_file: Path) -> list[str]:
+    """The requirement lines; `override ...` lines are installed afterwards with --no-deps (scripts/setup.sh)."""
     lines = (line.split("#", 1)[0].strip() for line in pin_file.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line]
+    return [line for line in lines if line and not line.startswith("override ")]
 
 
 def pinned(pin_file: Path, extras: list[str]) -> list[str]:

@@ -18,6 +18,11 @@ if [ "${1:-}" = "--generation" ]; then
     # pip constraints cannot loosen an == pin, so the project's requirements are listed with the generation's pins.
     "$VENV/bin/python" scripts/pinned_requirements.py "$PINS" >"$VENV/requirements.txt"
     "$VENV/bin/python" -m pip install -q -r "$VENV/requirements.txt" "pytest>=8"
+    OVERRIDES=$(sed -n 's/^override //p' "$PINS")
+    if [ -n "$OVERRIDES" ]; then
+        printf '%s\n' "$OVERRIDES" >"$VENV/overrides.txt"
+        "$VENV/bin/python" -m pip install -q --no-deps -r "$VENV/overrides.txt"
+    fi
     "$VENV/bin/python" -m pip install -q --no-deps -e .
     exit 0
 fi
