@@ -568,7 +568,7 @@ def _translate(error: BaseException, repo_id: str, revision: str | None) -> HubE
     network_error = _first(chain, _network_error_types())
     if network_error is not None:
         return _unreachable(_network_reason(network_error))
-    if _first(chain, hf.FileMetadataError) is not None:
+    if _first(chain, (hf.FileMetadataError, json.JSONDecodeError)) is not None:  # a web page where JSON was due
         return _unreachable(f"{_endpoint() or HUB_URL} does not answer like the Hub")
     if _first(chain, (hf.LocalEntryNotFoundError, hf.RevisionResolutionError)) is not None:
         return _unreachable("no answer")

@@ -1,8 +1,12 @@
-"""The command line uses the token saved in the credential store, like the window does, against a loopback Hub."""
+"""Hub ids on the command line: the token saved in the credential store is used (as the window does), and a server
+that answers a web page instead of the Hub API (a captive portal, a proxy, a wrong HF_ENDPOINT) is one sentence."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -45,3 +49,36 @@ def test_convert_of_a_hub_id_uses_the_saved_token(gated, tmp_path):
     record = json.loads((out / "forge.json").read_text())
     assert record["source"]["kind"] == "hub" and record["source"]["id"] == GATED_REPO
     assert GRANTED not in (out / "forge.json").read_text() + result.stdout + result.stderr
+
+
+class _WebPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body>Please sign in to the hotel Wi-Fi.</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def captive_portal(tmp_path) -> Iterator[dict[str, str]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield {**ONLINE, "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_HOME": str(tmp_path / "hf")}
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert"])
+def test_a_server_that_answers_a_web_page_is_one_sentence(command, captive_portal, tmp_path):
+    out = tmp_path / "out"
+    args = [command, "acme/tiny"] + (["-o", str(out), "--ep", "cpu"] if command == "convert" else [])
+    result = refused(args, env=captive_portal, output=out, watch=[tmp_path / "hf"])
+    assert "does not answer like the Hub" in result.line
