@@ -82,7 +82,12 @@ def create(output: Path, job: str) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{output.name[:40]}-", dir=output.parent))
     owner = {**_me(), "job": job, "output": str(output), "path": str(root), "created_parents": created_parents}
-    (root / OWNER_FILE).write_text(json.dumps(owner))
+    try:
+        (root / OWNER_FILE).write_text(json.dumps(owner))
+    except OSError:
+        shutil.rmtree(root, ignore_errors=True)  # a full disk: nothing could ever say whose this was
+        _remove_parents(created_parents)
+        raise
     _mine.add(root)
     marker = _markers() / f"{root.name}.json"
     try:
@@ -124,11 +129,16 @@ def remove(root: Path, success: bool) -> None:
     (_markers() / f"{root.name}.json").unlink(missing_ok=True)
     _mine.discard(root)
     if not success:
-        for parent in reversed(owner.get("created_parents", [])):
-            try:
-                Path(parent).rmdir()
-            except OSError:
-                break  # not empty (something else put files there) or already gone
+        _remove_parents(owner.get("created_parents", []))
+
+
+def _remove_parents(created_parents: list[str]) -> None:
+    """The folders a job made for its output, deepest first, as long as they are still empty."""
+    for parent in reversed(created_parents):
+        try:
+            Path(parent).rmdir()
+        except OSError:
+            break  # not empty (something else put files there) or already gone
 
 
 def remove_mine() -> None:

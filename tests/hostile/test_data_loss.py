@@ -331,6 +331,25 @@ def test_disk_failures_become_one_sentence(error, said, tmp_path):
         assert said in sentence and "\n" not in sentence
 
 
+def test_a_disk_that_fills_during_the_build_is_one_sentence_and_leaves_nothing(checkpoints, mount_tmpfs, forge_home):
+    disk = mount_tmpfs("256m")
+    out = disk / "out"
+    planned = plan(checkpoints("llama", num_layers=12, hidden_size=512), out)  # fits: the plan checked free space
+    filler = disk / "someone-elses-download"
+    with filler.open("wb") as file:  # then another program fills the disk
+        try:
+            while True:
+                file.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    outcome = JobProcess("convert", planned.to_dict(), lambda message: None)
+    outcome.start()
+    ended = outcome.wait(timeout=300)
+    assert ended.status == "failed" and "ran out of space" in ended.message, ended.message
+    assert "\n" not in ended.message and "Traceback" not in ended.message
+    assert sorted(p.name for p in disk.iterdir()) == ["someone-elses-download"]
+
+
 # --- output paths that can never work ----------------------------------------------------------------------------
 
 
