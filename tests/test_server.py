@@ -401,7 +401,7 @@ def wait_until(condition, seconds: float = 20) -> bool:
 
 def settled(model) -> bool:
     """No request admitted, no generator left in the scheduler."""
-    return model.pending == 0 and model.scheduler.active == 0
+    return model.pending == 0 and model.running() == 0
 
 
 def test_a_client_that_disconnects_stops_its_generation(server):
@@ -417,7 +417,7 @@ def test_a_client_that_disconnects_stops_its_generation(server):
     record = server.records[-1]
     assert record.disconnected and record.completion_tokens < 500
     model = server.models[MODEL]
-    assert wait_until(lambda: settled(model)), (model.pending, model.scheduler.active)
+    assert wait_until(lambda: settled(model)), (model.pending, model.running())
 
 
 def test_a_mixed_burst_loses_and_mixes_nothing(client, server):
@@ -444,7 +444,34 @@ def test_a_mixed_burst_loses_and_mixes_nothing(client, server):
     assert set(results) == {prompt for index, prompt in enumerate(prompts) if index % 5 != 4}
     assert all(results[prompt] == text for prompt, text in alone.items() if prompt in results)
     model = server.models[MODEL]
-    assert wait_until(lambda: settled(model)), (model.pending, model.scheduler.active)
+    assert wait_until(lambda: settled(model)), (model.pending, model.running())
+
+
+def test_the_fair_queue_serves_concurrent_streams_their_own_replies_and_drops_the_ones_that_leave(library, client):
+    prompts = [f"The {word} went home" for word in "fox owl cow pig".split()]
+    alone = {prompt: greedy(client, prompt, 24) for prompt in prompts}
+    queued = Server(library_models([MODEL], library), ServeConfig(port=0, slots=2, batching="queue")).start()
+    try:
+        assert queued.batching == "queue"
+        own = openai.OpenAI(base_url=queued.url, api_key="x", max_retries=0)
+        results: dict[str, str] = {}
+
+        def one(prompt: str) -> None:
+            results[prompt] = greedy(own, prompt, 24)
+
+        threads = [threading.Thread(target=one, args=(prompt,)) for prompt in prompts]
+        for thread in threads:
+            thread.start()
+        leaving = own.completions.create(model=MODEL, prompt="Once", max_tokens=400, temperature=0, stream=True)
+        next(iter(leaving))
+        leaving.close()
+        for thread in threads:
+            thread.join(60)
+        assert results == alone
+        model = queued.models[MODEL]
+        assert wait_until(lambda: settled(model)), (model.pending, model.running())
+    finally:
+        queued.close()
 
 
 # --- starting a server -------------------------------------------------------------------------------------------
@@ -482,6 +509,7 @@ def test_only_library_models_are_served(library, tmp_path):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
+        (["--batching", "fast"], "error: argument --batching"),
         (["--host", "0.0.0.0"], "error: listening on 0.0.0.0 lets other machines in"),
         (["--port", "70000"], "error: argument --port"),
         (["--port", "-1"], "error: argument --port"),
@@ -511,5 +539,6 @@ def test_main_py_serve_answers_and_logs_each_request_as_json(demo_folder, tmp_pa
         assert str(demo_folder) in json.loads((tmp_path / "library.json").read_text())["folders"][0]["path"]
     finally:
         child.send_signal(signal.SIGINT)
-        child.communicate(timeout=30)
+        out, _ = child.communicate(timeout=30)
     assert child.returncode == 0
+    assert json.loads(out.splitlines()[-1]) == {"type": "stopped", "load": {MODEL: {"pending": 0, "running": 0}}}

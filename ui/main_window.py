@@ -25,6 +25,7 @@ from ui.jobs import JobsPane
 from ui.presets import PresetPane
 from ui.quantize import QuantizePane
 from ui.report import ReportPane
+from ui.serve import ServePane
 from ui.settings import Settings
 from ui.widgets.error_dialog import show_error
 
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         self.hardware = HardwarePane()
         self.chat = ChatPane()
         self.report = ReportPane()
+        self.serve = ServePane()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.presets, "Convert")
         self.tabs.addTab(self.quantize, "Quantize")
@@ -55,6 +57,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.hardware, "Hardware")
         self.tabs.addTab(self.chat, "Chat")
         self.tabs.addTab(self.report, "Report")
+        self.tabs.addTab(self.serve, "Serve")
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.browser)
         splitter.addWidget(self.tabs)
@@ -67,6 +70,7 @@ class MainWindow(QMainWindow):
         self.browser.selection_changed.connect(self._on_selection)
         self.browser.refreshed.connect(lambda: self.quantize.show_results(self.browser.entries()))
         self.browser.refreshed.connect(lambda: self.chat.set_models(self.browser.entries()))
+        self.browser.refreshed.connect(lambda: self.serve.set_models(self.browser.entries()))
         self.presets.convert_requested.connect(self._on_convert_requested)
         self.quantize.quantize_requested.connect(self._on_quantize_requested)
         self.report.measure_requested.connect(self._on_measure_requested)
@@ -204,6 +208,7 @@ class MainWindow(QMainWindow):
             return
         self.jobs.cancel_all()
         self.chat.shutdown()
+        self.serve.shutdown()
         self.settings.geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
         self.settings.sync()

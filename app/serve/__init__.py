@@ -14,6 +14,7 @@ The request log (`--log-format json`, read by the Serve tab) is one JSON object 
     {"type": "request", "id": "chatcmpl-…", "model": "demo-int4", "endpoint": "/v1/chat/completions",
      "status": 200, "stream": true, "prompt_tokens": 12, "completion_tokens": 40, "first_token_ms": 8.1,
      "tokens_per_second": 310.5, "seconds": 0.14, "finish_reason": "length", "error": "", "disconnected": false}
+    {"type": "stopped", "load": {"demo-int4": {"pending": 0, "running": 0}}}     (after Ctrl+C / SIGINT)
 """
 
 from __future__ import annotations
@@ -152,12 +153,15 @@ class Server:
         return self
 
     def wait(self) -> None:
-        """Until the server stops; Ctrl+C stops it."""
-        try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
-        finally:
-            self.close()
+        """Until the server stops (close() from another thread); Ctrl+C raises KeyboardInterrupt here."""
+        while self._thread is not None and self._thread.is_alive():
+            self._thread.join(0.5)
+
+    def load(self) -> dict[str, dict[str, int]]:
+        """Per model: requests admitted (running or waiting) and generators the schedulers still hold."""
+        return {
+            model_id: {"pending": model.pending, "running": model.running()} for model_id, model in self.models.items()
+        }
 
     def close(self) -> None:
         self._uvicorn.should_exit = True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from .. import options
 
+API_KEY_ENV = "ONNX_FORGE_API_KEY"
 PORT = options.whole_number(0, 65535, "a port number")
 SLOTS = options.whole_number(1, 256)
 PENDING = options.whole_number(1, 100_000)
@@ -26,7 +28,12 @@ def add_serve_command(commands: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     serve.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (needed to listen beyond 127.0.0.1)")
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"require 'Authorization: Bearer KEY' (needed beyond 127.0.0.1; default: ${API_KEY_ENV}, which keeps "
+        "it out of process listings)",
+    )
     serve.add_argument(
         "--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow this web origin (repeatable)"
     )
@@ -77,6 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server.wait()
     except KeyboardInterrupt:
+        pass
+    load = server.load()
+    server.close()
+    if as_json:
+        print(json.dumps({"type": "stopped", "load": load}), flush=True)
+    else:
         print("stopped.", file=sys.stderr)
     return 0
 

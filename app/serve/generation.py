@@ -21,6 +21,7 @@ from typing import Any
 import numpy
 
 from ..chat import load_genai
+from ..errors import InputError
 
 # What a job reports, in order: ("text", piece) any number of times, then one ("done", finish_reason) or
 # ("error", sentence). finish_reason: "stop" (end of text or a stop string) or "length" (max tokens or context).
@@ -369,13 +370,19 @@ def engine_kind(og: Any) -> str:
 
 
 def make_scheduler(model: Any, tokenizer: Any, context: int, slots: int, batching: str = "auto") -> Scheduler:
-    kind = engine_kind(load_genai()) if batching == "auto" else batching
-    if kind == "engine":
+    """The Engine where it runs (batching 'auto' or 'engine'), else the fair queue; 'engine' never falls back."""
+    og = load_genai()
+    if batching == "engine" and engine_kind(og) != "engine":
+        raise InputError(
+            f"onnxruntime-genai {og.__version__} has no Engine this server can drive (0.18 has); "
+            "use --batching queue or auto."
+        )
+    if batching != "queue" and engine_kind(og) == "engine":
         try:
             return EngineScheduler(model, tokenizer, context, slots).start()
-        except Exception:  # noqa: BLE001 - the Engine does not run on every provider: the fair queue always does
+        except Exception as error:  # the Engine does not run on every provider: the fair queue always does
             if batching == "engine":
-                raise
+                raise InputError(f"onnxruntime-genai's Engine cannot run this model: {first_line(error)}") from error
     return QueueScheduler(model, tokenizer, context, slots).start()
 
 

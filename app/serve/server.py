@@ -82,6 +82,9 @@ class ServedModel:
                 self._guided = make_scheduler(self.model, self.tokenizer, self.context, self._slots, "queue")
             return self._guided
 
+    def running(self) -> int:
+        return self.scheduler.active + (self._guided.active if self._guided is not None else 0)
+
     def close(self) -> None:
         self.scheduler.close()
         if self._guided is not None:
