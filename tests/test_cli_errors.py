@@ -42,7 +42,7 @@ def _broken(kind: str, folder: Path) -> None:
     ("kind", "words"),
     [
         ("config not json", ["not valid JSON"]),
-        ("unsupported architecture", ["cannot convert BertForMaskedLM", "LlamaForCausalLM"]),
+        ("unsupported architecture", ["cannot convert BertForMaskedLM", "Llama, "]),
         ("weights cut short", ["cut short"]),
         ("no weight files", ["no weight files"]),
         ("no tokenizer", ["no tokenizer"]),
@@ -92,6 +92,6 @@ def test_bad_preset_provider_and_options_are_refused(checkpoints, tmp_path):
     source, out = str(checkpoints("llama")), str(tmp_path / "out")
     assert_refused(run_main("convert", source, "-o", out, "--preset", "int5"), "unknown preset")
     assert_refused(run_main("convert", source, "-o", out, "--preset", "fp16", "--ep", "cpu"), "pick")
-    assert_refused(run_main("convert", source, "-o", out, "--set", "int4_block_size=48"), "int4_block_size")
+    assert_refused(run_main("convert", source, "-o", out, "--set", "int4_block_size=48"), "block_size takes one of")
     assert_refused(run_main("convert", source, "-o", out, "--set", "nonsense"), "KEY=VALUE")
     assert not Path(out).exists()

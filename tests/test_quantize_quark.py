@@ -11,6 +11,7 @@ import pytest
 
 from app.errors import InputError
 from app.paths import demo_checkpoint
+from app.presets import builder_key
 from app.quantize import QuantizeRequest, parse_options, quark, run_quantization
 
 pytestmark = pytest.mark.skipif(
@@ -95,7 +96,7 @@ def test_output_is_a_genai_folder_with_its_manifest_and_quality(default_run):
     details = result["manifest"]["details"]
     assert details["settings"]["group_size"] == 128  # hidden 128, o_proj input 128, intermediate 384
     assert details["settings"]["data_type"] == "fp32"  # the demo's own dtype
-    assert details["builder_options"]["extra_options"]["int4_nodes_to_exclude"] == ["/lm_head/MatMul"]
+    assert details["builder_options"]["extra_options"][builder_key("nodes_to_exclude")] == ["/lm_head/MatMul"]
     assert result["manifest"]["quality"]["perplexity"] < 3  # the trained demo stays fluent
     assert not list(output.parent.glob(".forge-staging-*"))
 
@@ -125,7 +126,9 @@ def test_lm_head_stays_float_by_default_and_is_quarks_uint4_when_included(defaul
     attributes = {attribute.name: attribute.i for attribute in node.attribute}
     # Quark's weights as they are: its group size, with zero points (asymmetric); not the builder's RTN.
     assert node.op_type == "MatMulNBits" and attributes["block_size"] == 128 and len(node.input) >= 4
-    assert "int4_nodes_to_exclude" not in lm_head_run[1]["manifest"]["details"]["builder_options"]["extra_options"]
+    assert (
+        builder_key("nodes_to_exclude") not in lm_head_run[1]["manifest"]["details"]["builder_options"]["extra_options"]
+    )
 
 
 def test_a_group_size_that_does_not_divide_the_layers_is_refused_in_words(checkpoints, tmp_path):

@@ -206,7 +206,7 @@ def build_options(settings: Settings) -> Any:
     Quark left in float stays out of the builder's own RTN (resolve then adds shared_embeddings=false)."""
     from ..presets import resolve
 
-    overrides = {} if settings.include_lm_head else {"int4_nodes_to_exclude": "/lm_head/MatMul"}
+    overrides = {} if settings.include_lm_head else {"nodes_to_exclude": "/lm_head/MatMul"}
     return resolve("int4", settings.ep, overrides)
 
 
