@@ -15,6 +15,7 @@ from .builder_defects import checkpoint_defect, unsupported_architecture
 from .builder_info import builder_info
 from .checkpoint_config import MAX_CONFIG_BYTES, check_config, check_tokenizer_files, config_dims
 from .errors import CheckpointError
+from .repairs import repairs_for
 from .weights import check_tensors, load_json_file, scan_safetensors, shard_files
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
@@ -47,6 +48,8 @@ class CheckpointInfo:
     problems: list[str] = field(default_factory=list)
     kv_hidden_size: int = 0
     """Key-value heads x head size: one layer's K (or V) cache width per token; 0 where config.json does not say."""
+    builder_repairs: list[str] = field(default_factory=list)
+    """Ids of the repairs (app.repairs) the installed builder needs for this checkpoint: 'converts with a repair'."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +156,7 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         tied_embeddings=bool(text.get("tie_word_embeddings", config.get("tie_word_embeddings", False))),
         problems=_problems(folder, safetensors, bins),
         kv_hidden_size=_kv_hidden_size(text),
+        builder_repairs=[repair.id for repair in repairs_for(config, info.version)] if supported else [],
     )
 
 

@@ -99,6 +99,7 @@ def test_architecture(case, checkpoints, tmp_path):
         assert manifest["check"]["verdict"] == "ran", manifest["check"]
         assert manifest["check"]["new_tokens"] > 0
         assert bool(manifest["repairs"]) == (expected == REPAIRED), manifest["repairs"]
+        assert plan.checkpoint.builder_repairs == manifest["repairs"]  # what inspect and the window announce
         figures[preset] = drift(tmp_path / preset, source, max_tokens=300)
     fp32 = figures["fp32"]
     print(
