@@ -138,14 +138,19 @@ def check_loadable(folder: Path, ep: str | None = None) -> str:
     return target
 
 
-def load_model(folder: Path, ep: str | None = None, device_id: int | None = None) -> tuple[Any, Any]:
+def load_model(
+    folder: Path, ep: str | None = None, device_id: int | None = None, overlay: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
     """(model, tokenizer) on the given provider; ep='cpu' runs any build on the CPU.
 
-    The provider and GPU are set on the in-memory Config: the user's genai_config.json is never edited.
+    The provider and GPU (and `overlay`, genai_config fields such as the server's Engine batch size) are set on the
+    in-memory Config: the user's genai_config.json is never edited.
     """
     target = check_loadable(Path(folder), ep)
     og = load_genai()
     config = og.Config(str(folder))
+    if overlay:
+        config.overlay(json.dumps(overlay))
     if target == "cpu":
         config.clear_providers()
     elif ep is not None or device_id is not None:

@@ -71,7 +71,7 @@ class ServerProcess:
         return psutil.Process(self.child.pid).memory_info().rss
 
     def stop(self) -> dict:
-        self.child.send_signal(signal.SIGINT)
+        self.child.send_signal(signal.SIGTERM)
         self.child.wait(timeout=60)
         self._reader.join(10)
         return self.stopped
@@ -252,21 +252,23 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a GenAI folder for 1 and 2 (default: the 113M Llama, INT4)")
     parser.add_argument("--work", type=Path, help="keep converted models here between runs")
     parser.add_argument("--batching", choices=["auto", "engine", "queue"], default="auto")
+    parser.add_argument("--parts", choices=["all", "speed", "soak"], default="all", help="speed: 1 and 2; soak: 3")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="forge-serve-bench-") as tmp:
         work = args.work or Path(tmp)
         home = Path(tmp) / "home"
-        if args.model is None:
+        if args.model is None and args.parts != "soak":
             from convert_overhead import make_100m_checkpoint
 
             args.model = convert(make_100m_checkpoint(work / "llama-113m"), work / "llama-113m-int4")
-        server = ServerProcess(args.model, home, "--batching", args.batching)
-        try:
-            speed = one_stream(server, args.model, args.runs, args.new_tokens)
-            concurrent(server, args.streams, args.new_tokens, speed)
-        finally:
-            server.stop()
-        if args.soak:
+        if args.parts != "soak":
+            server = ServerProcess(args.model, home, "--batching", args.batching)
+            try:
+                speed = one_stream(server, args.model, args.runs, args.new_tokens)
+                concurrent(server, args.streams, args.new_tokens, speed)
+            finally:
+                server.stop()
+        if args.parts != "speed":
             soak(
                 ServerProcess(convert("demo", work / "demo-int4"), home, "--batching", args.batching),
                 args.soak,

@@ -538,7 +538,7 @@ def test_main_py_serve_answers_and_logs_each_request_as_json(demo_folder, tmp_pa
         assert logged["status"] == 200 and logged["first_token_ms"] > 0
         assert str(demo_folder) in json.loads((tmp_path / "library.json").read_text())["folders"][0]["path"]
     finally:
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)  # as the Serve tab stops it; Ctrl+C (SIGINT) takes the same path
         out, _ = child.communicate(timeout=30)
     assert child.returncode == 0
     assert json.loads(out.splitlines()[-1]) == {"type": "stopped", "load": {MODEL: {"pending": 0, "running": 0}}}

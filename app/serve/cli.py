@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -81,6 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         names = ", ".join(folders)
         print(f"serving {names} at {server.url} ({server.batching}); Ctrl+C stops.", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's (or the Serve tab's) stop: the same clean end
     try:
         server.wait()
     except KeyboardInterrupt:
@@ -92,6 +94,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print("stopped.", file=sys.stderr)
     return 0
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_record(record: dict[str, Any], as_json: bool) -> None:

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from ..chat import GenerationSettings, context_length, load_genai, load_model, read_genai_config, render_prompt
 from .config import LOOPBACK, RETRY_AFTER_SECONDS, RequestRecord, ServeConfig
-from .generation import Event, Job, Scheduler, first_line, make_scheduler
+from .generation import Event, Job, Scheduler, engine_kind, first_line, make_scheduler
 from .requests import Parsed, RequestError, parse_body, parse_chat, parse_completion
 
 _POLL_SECONDS = 0.1
@@ -44,7 +44,7 @@ class ServedModel:
 
     def __init__(self, model_id: str, folder: Path, config: ServeConfig) -> None:
         self.id, self.folder = model_id, Path(folder)
-        self.model, self.tokenizer = load_model(self.folder, config.ep, config.device_id)
+        self.model, self.tokenizer = load_model(self.folder, config.ep, config.device_id, engine_overlay(config))
         self.context = context_length(self.folder)
         self.defaults = GenerationSettings.from_genai_config(read_genai_config(self.folder))
         self.scheduler: Scheduler = make_scheduler(
@@ -89,6 +89,13 @@ class ServedModel:
         self.scheduler.close()
         if self._guided is not None:
             self._guided.close()
+
+
+def engine_overlay(config: ServeConfig) -> dict[str, Any] | None:
+    """The Engine batches 4 requests unless told otherwise: as many as the server runs at once."""
+    if config.batching == "queue" or engine_kind(load_genai()) != "engine":
+        return None
+    return {"engine": {"static_batching": {"max_batch_size": config.slots}}}
 
 
 def guidance_available() -> bool:
@@ -330,13 +337,19 @@ async def _stream(
         yield reply.first_chunk()
         pieces: list[str] = []
         while True:
-            what, value = await receiver.queue.get()
-            if what == "text":
-                pieces.append(value)
-                chunk = reply.piece(value)
+            events = [await receiver.queue.get()]
+            while not receiver.queue.empty():  # tokens that came while the last chunk went out travel as one
+                events.append(receiver.queue.get_nowait())
+            text = "".join(value for what, value in events if what == "text")
+            if text:
+                pieces.append(text)
+                chunk = reply.piece(text)
                 if chunk:
                     yield chunk
-            elif what == "done":
+            what, value = events[-1]
+            if what == "text":
+                continue
+            if what == "done":
                 record.finish_reason, record.completion_tokens = value, job.new_tokens
                 yield reply.last_chunks("".join(pieces), value)
                 ended = True
