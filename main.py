@@ -21,7 +21,11 @@ def main() -> int:
         if len(args) != 3:
             print("usage: main.py worker JOB @SPEC_FILE|SPEC_JSON", file=sys.stderr)
             return 2
-        return run(args[1], args[2])
+        code = run(args[1], args[2])
+        # The job is over and its result sent: tearing down torch and the runtime would only cost seconds.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if not args:
         return open_window()
     from app.cli import main as cli_main

@@ -88,7 +88,7 @@ def builder_command(source_path: str, options: Any, trust_remote_code: bool = Fa
 
 
 def build_manifest(
-    folder: Path,
+    files: list[dict[str, Any]],
     *,
     source: dict[str, Any],
     options: Any,
@@ -97,7 +97,7 @@ def build_manifest(
     check: dict[str, Any],
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
-    files = file_records(folder)
+    """forge.json's record of a build whose files (file_records) are `files`."""
     return {
         "format": 1,
         "created": now(),
