@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ class Speed:
     time_to_first_token_seconds: float
     peak_memory_bytes: int
     ep: str
+    generation_tokens_per_second_runs: list[float] = field(default_factory=list)
+    """Each repeat's own speed: its spread says which differences between two models are only noise."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +64,7 @@ def _measure(
         time_to_first_token_seconds=statistics.median(first_tokens),
         peak_memory_bytes=sampler.peak,
         ep=ep or "as built",
+        generation_tokens_per_second_runs=[round(1 / seconds, 2) for seconds in per_token if seconds > 0],
     )
 
 

@@ -240,7 +240,8 @@ class Library:
         key = str(Path(path).expanduser().resolve())
         with self._lock:
             kept = [item for item in self._folders if item.path != key]
-            if len(kept) == len(self._folders):
+            # A converted model is found by the models-folder scan too: forgetting the stored copy alone keeps it.
+            if len(kept) == len(self._folders) or _is_inside(Path(key), models_dir()):
                 self._hidden.add(key)
             self._folders = kept
             self._save()

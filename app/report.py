@@ -26,13 +26,17 @@ from .paths import data_dir, models_dir
 
 REPORT_KEY = "report"
 REPORT_FORMAT = 1
-# The recommend rule, in words (README and the view show it): perplexity within this of the best counts as as good,
-# and generation speed within this of the fastest counts as as fast.
+# The recommend rule, in words (README and the view show it): perplexity within this of the best counts as as good;
+# generation speeds whose spread over the repeats overlaps the fastest's, or within this of it, count as as fast
+# (a difference inside the noise of a shared machine ranks nothing), and so does a speed measured too few times to
+# have a spread.
 PERPLEXITY_TOLERANCE = 0.02
 SPEED_TOLERANCE = 0.05
+MIN_SPEED_RUNS = 3
 RULE = (
-    "Of the variants whose perplexity is within 2 % of the best, those within 5 % of the fastest generation speed "
-    "count as equally fast; of these, the smallest on disk is recommended."
+    "Of the variants whose perplexity is within 2 % of the best, those whose generation speed is within the spread "
+    "of the fastest (or within 5 % of it) count as equally fast; of these, the smallest on disk is recommended. "
+    f"A speed from fewer than {MIN_SPEED_RUNS} runs has no spread and ranks nothing."
 )
 
 Emit = Callable[[Message], None]
@@ -82,6 +86,14 @@ class Row:
     @property
     def generation_tps(self) -> float | None:
         return self.figure("speed", "generation_tokens_per_second")
+
+    @property
+    def generation_spread(self) -> tuple[float, float] | None:
+        """(slowest, fastest) run of the bench's repeats; None when too few runs were timed to tell the noise."""
+        runs = self.figure("speed", "generation_tokens_per_second_runs")
+        if not isinstance(runs, list) or len(runs) < MIN_SPEED_RUNS:
+            return None
+        return min(runs), max(runs)
 
     @property
     def prompt_tps(self) -> float | None:
@@ -461,13 +473,31 @@ def recommend(candidates: list[Row]) -> tuple[Row, str] | None:
         return None
     best = min(row.perplexity for row in measured)
     good = [row for row in measured if row.perplexity <= best * (1 + PERPLEXITY_TOLERANCE)]
-    fastest = max(row.generation_tps for row in good)
-    quick = [row for row in good if row.generation_tps >= fastest * (1 - SPEED_TOLERANCE)]
+    fastest = max(good, key=lambda row: row.generation_tps)
+    quick = [row for row in good if as_fast(row, fastest)]
     choice = min(quick, key=lambda row: (row.size_bytes, -row.generation_tps))
-    reason = (
-        f"perplexity {choice.perplexity:.3f} is within 2 % of the best ({best:.3f}), "
-        f"{choice.generation_tps:,.0f} tok/s is within 5 % of the fastest ({fastest:,.0f})"
+    reason = f"perplexity {choice.perplexity:.3f} is within 2 % of the best ({best:.3f}), " + _speed_words(
+        choice, fastest
     )
     others = len(quick) - 1
     reason += f", and it is the smallest of the {others + 1} that are." if others else ", and no other variant is both."
     return choice, reason
+
+
+def as_fast(row: Row, fastest: Row) -> bool:
+    """Whether row's generation speed cannot be told from the fastest one's: within SPEED_TOLERANCE, inside its
+    spread, or either measured too few times to have one."""
+    if row.generation_tps >= fastest.generation_tps * (1 - SPEED_TOLERANCE):
+        return True
+    mine, theirs = row.generation_spread, fastest.generation_spread
+    return mine is None or theirs is None or mine[1] >= theirs[0]
+
+
+def _speed_words(choice: Row, fastest: Row) -> str:
+    spread = choice.generation_spread
+    speed = f"{choice.generation_tps:,.0f} tok/s" + (f" ({spread[0]:,.0f}–{spread[1]:,.0f})" if spread else "")
+    if choice is fastest:
+        return f"{speed} is the fastest"
+    if spread is None or fastest.generation_spread is None:
+        return f"{speed} was timed too few times to rank against the fastest ({fastest.generation_tps:,.0f})"
+    return f"{speed} cannot be told from the fastest ({fastest.generation_tps:,.0f}) on this machine"

@@ -147,10 +147,13 @@ def test_a_folder_we_did_not_make_is_cached_under_the_data_folder(demo_builds, c
     assert row.label == "GenAI model" and row.perplexity == figures["perplexity"]["perplexity"]
 
 
-def _row(name: str, size: int, ppl: float | None, tps: float | None) -> Row:
+def _row(name: str, size: int, ppl: float | None, tps: float | None, spread: float = 0.01) -> Row:
+    """A measured variant whose five speed runs lie within +-spread of its median."""
     figures = None
     if ppl is not None:
-        figures = {"perplexity": {"perplexity": ppl}, "speed": {"generation_tokens_per_second": tps}}
+        runs = [tps * (1 + spread * step) for step in (-1, -0.5, 0, 0.5, 1)] if tps else []
+        speed = {"generation_tokens_per_second": tps, "generation_tokens_per_second_runs": runs}
+        figures = {"perplexity": {"perplexity": ppl}, "speed": speed}
     return Row(f"/m/{name}", name, "onnx", name, size, figures)
 
 
@@ -163,6 +166,29 @@ def test_recommend_takes_the_smallest_of_the_good_and_fast_ones():
     assert choice.name == "int4" and "within 2 % of the best (1.400)" in reason and "no other" in reason
     assert recommend([bad, _row("new", 10, None, None)])[0] is bad
     assert recommend([_row("new", 10, None, None)]) is None
+
+
+def test_recommend_never_ranks_on_a_speed_difference_inside_the_noise():
+    fp32 = _row("fp32", 400, 1.4248, 3700.0, spread=0.5)  # a busy machine: runs from 1,850 to 5,550 tok/s
+    int4 = _row("int4", 116, 1.4263, 1075.0, spread=1.0)  # ... and from 0 to 2,150
+    choice, reason = recommend([fp32, int4])
+    assert choice is int4 and "cannot be told from the fastest (3,700)" in reason
+    quiet = _row("int4", 116, 1.4263, 1075.0)  # a quiet machine: its runs never reach fp32's slowest, a real gap
+    assert recommend([fp32, quiet])[0] is fp32
+    once = Row(
+        "/m/once",
+        "once",
+        "onnx",
+        "int4",
+        116,
+        {
+            "perplexity": {"perplexity": 1.4263},
+            "speed": {"generation_tokens_per_second": 1075.0, "generation_tokens_per_second_runs": [1075.0]},
+        },
+    )
+    choice, reason = recommend([_row("fp32", 400, 1.4248, 3700.0), once])
+    assert choice is once and "timed too few times" in reason  # one sample ranks nothing
+    assert once.generation_spread is None and int4.generation_spread == pytest.approx((0.0, 2150.0))
 
 
 def test_report_command_prints_the_table_and_the_pick(demo_builds, measured):

@@ -32,6 +32,7 @@ from ui.widgets.background import Background
 GROUPS = ("Checkpoints", "ONNX models", "Hugging Face cache")
 _ENTRY_ROLE = Qt.ItemDataRole.UserRole
 _ORIGINS = {"folder": "added folder", "hf-cache": "Hugging Face cache", "hub": "downloaded", "converted": "converted"}
+_PROBLEM_STYLE = "color: #b00020; font-weight: bold;"
 _EMPTY_HINT = "Drop a checkpoint or ONNX model folder here, use Add folder…, or search the Hub."
 
 
@@ -71,6 +72,7 @@ class BrowserPane(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
         self.remove_button.clicked.connect(self.remove_selected)
         self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.currentItemChanged.connect(self._forget_message)
         self._show_details(None)
 
     def _layout(self) -> None:
@@ -100,10 +102,19 @@ class BrowserPane(QWidget):
     def add_folder(self, path: str | Path) -> None:
         """Add a model folder (or a folder of them) to the library; a refusal is shown in the message line."""
         folder = str(path)
-        self.message.setText(f"Adding {folder}…")
+        self._show_message(f"Adding {folder}…")
         self._background.run(
             partial(self.library.add_folder, folder), partial(self._on_added, folder), partial(self._on_failed, folder)
         )
+
+    def remember(self, path: str | Path) -> None:
+        """A finished job's output: into the library and the tree, the user's selection left as it is."""
+        try:
+            self.library.add_folder(path)
+        except ForgeError as error:
+            self._show_message(str(error), problem=True)
+            return
+        self.refresh()
 
     def refresh(self, select: str | None = None) -> None:
         """Inspect every entry again, off the GUI thread, and rebuild the tree; then select `select` if given."""
@@ -112,9 +123,16 @@ class BrowserPane(QWidget):
         )
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a checkpoint or ONNX model folder")
+        folder = QFileDialog.getExistingDirectory(self, "Add a checkpoint or ONNX model folder", self._start_folder())
         if folder:
             self.add_folder(folder)
+
+    def _start_folder(self) -> str:
+        """Where the folder dialog opens: the last folder added, else the user's home (not the working directory)."""
+        from ui.settings import Settings
+
+        last = Settings().last_folder
+        return last if last and Path(last).is_dir() else str(Path.home())
 
     def open_hub_dialog(self) -> Any:
         from ui.widgets.hub_dialog import HubDialog
@@ -132,7 +150,7 @@ class BrowserPane(QWidget):
         if entry is None:
             return
         self.library.remove(entry.path)
-        self.message.setText(f"Removed {entry.name} from the library; its folder is still on disk.")
+        self._show_message(f"Removed {entry.name} from the library; its folder is still on disk.")
         self.refresh()
 
     # --- what is shown ------------------------------------------------------------------------------------------------
@@ -165,15 +183,31 @@ class BrowserPane(QWidget):
     # --- results from the pool ----------------------------------------------------------------------------------------
 
     def _on_added(self, folder: str, added: list[LibraryEntry]) -> None:
+        from ui.settings import Settings
+
+        settings = Settings()
+        settings.last_folder = str(Path(folder).expanduser().resolve().parent)
+        settings.sync()
         names = ", ".join(entry.name for entry in added)
-        self.message.setText(f"Added {names}." if len(added) < 4 else f"Added {len(added)} models from {folder}.")
+        self._show_message(f"Added {names}." if len(added) < 4 else f"Added {len(added)} models from {folder}.")
         self.refresh(select=added[0].path)
 
     def _on_failed(self, what: str, error: BaseException) -> None:
         if isinstance(error, ForgeError):
-            self.message.setText(str(error))
+            self._show_message(str(error), problem=True)
         else:
-            self.message.setText(f"{what} could not be read ({type(error).__name__}: {error}).")
+            self._show_message(f"{what} could not be read ({type(error).__name__}: {error}).", problem=True)
+
+    def _forget_message(self) -> None:
+        """The user moved the selection: "Added …" described the last action, not the model now shown. A refusal
+        stays until the next message."""
+        if not self.message.styleSheet():
+            self.message.setText("")
+
+    def _show_message(self, text: str, problem: bool = False) -> None:
+        """The one-line message: a refusal stands out in red; any message is cleared once the selection moves."""
+        self.message.setText(text)
+        self.message.setStyleSheet(_PROBLEM_STYLE if problem else "")
 
     def _on_downloaded(self, path: str) -> None:
         self.refresh(select=path)
@@ -192,7 +226,7 @@ class BrowserPane(QWidget):
         self.tree.blockSignals(False)
         self._on_current_changed(item)
         if not entries:
-            self.message.setText(_EMPTY_HINT)
+            self._show_message(_EMPTY_HINT)
         self.refreshed.emit()
 
     def _entry_item(self, entry: LibraryEntry) -> QTreeWidgetItem:
@@ -243,11 +277,11 @@ class BrowserPane(QWidget):
             self.refresh()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
-        if _local_paths(event):
+        if droppable(_local_paths(event)):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt's name
-        if _local_paths(event):
+        if droppable(_local_paths(event)):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
@@ -262,6 +296,19 @@ class BrowserPane(QWidget):
 def _local_paths(event: QDropEvent | QDragEnterEvent | QDragMoveEvent) -> list[str]:
     mime = event.mimeData()
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+
+def droppable(paths: list[str]) -> bool:
+    """A drag is welcome only while it carries a folder with something in it: a file or an empty folder never is a
+    model (the drop of such a folder still gets its one-sentence refusal, from add_folder)."""
+    return any(_has_content(Path(path)) for path in paths)
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(path.iterdir())
+    except OSError:
+        return False
 
 
 def _group_index(entry: LibraryEntry) -> int:

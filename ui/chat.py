@@ -484,6 +484,10 @@ class ChatPane(QWidget):
         for column in self.columns:
             column.prefer_gpu(chosen)
 
+    def loaded_count(self) -> int:
+        """Chat sessions holding a model (loading, ready or answering)."""
+        return sum(column.process is not None for column in self.columns)
+
     def shutdown(self) -> None:
         """End every chat child and wait for it: the window is closing."""
         for column in self.columns:

@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QPainter
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QGuiApplication, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -66,13 +66,20 @@ _ROOT = QModelIndex()
 COLUMNS = ("Model", "Preset", "State", "Progress", "Elapsed", "Output")
 PROGRESS_COL, ELAPSED_COL = 3, 4
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
+STATE_ROLE = Qt.ItemDataRole.UserRole + 2
+# The bar of a job that ended short of its goal is not the blue of work in progress.
+_BAR_COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "crashed": "#c62828", "out-of-memory": "#c62828"}
+_STOPPED_COLOUR = "#9e9e9e"
+_KIND_NAMES = {"convert": "a conversion", "quantize": "a quantization", "report": "a measurement"}
+# Save a running job's progress and elapsed time this often (seconds), so a killed window still shows how far it got.
+_SAVE_EVERY = 5
 _CELL_TEXT = (
     lambda record: record.model,
-    lambda record: f"{record.preset} ({record.ep})",
+    lambda record: f"{record.preset} ({record.ep})" if record.kind == "convert" else record.preset,
     lambda record: record.state,
     lambda record: f"{record.progress:.0f} %",
     lambda record: format_elapsed(elapsed_seconds(record)) if record.started else "",
-    lambda record: record.output,
+    lambda record: output_text(record),
 )
 _CELL_TOOLTIP = (
     lambda record: record.title,
@@ -80,7 +87,7 @@ _CELL_TOOLTIP = (
     lambda record: record.message or None,
     lambda record: record.stage or None,
     lambda record: None,
-    lambda record: record.output,
+    lambda record: "\n".join(record.plan.get("folders", [])) or record.output,
 )
 
 
@@ -109,6 +116,8 @@ class JobTableModel(QAbstractTableModel):
             return _CELL_TEXT[column](record)
         if role == Qt.ItemDataRole.ToolTipRole:
             return _CELL_TOOLTIP[column](record)
+        if role == STATE_ROLE:
+            return record.state
         return record.progress if role == PROGRESS_ROLE and column == PROGRESS_COL else None
 
     def record(self, row: int) -> JobRecord:
@@ -132,6 +141,28 @@ class JobTableModel(QAbstractTableModel):
         row = self.row_of(job_id)
         if row >= 0:
             self.dataChanged.emit(self.index(row, first), self.index(row, last))
+
+
+def output_text(record: JobRecord) -> str:
+    """A measuring job's folders are all its outputs, not just the first."""
+    folders = record.plan.get("folders") if record.kind == "report" else None
+    if folders and len(folders) > 1:
+        return f"{record.output} (+{len(folders) - 1} more)"
+    return record.output
+
+
+def ending_text(record: JobRecord) -> str:
+    """A finished job's state in words, with what is on disk now."""
+    output = Path(record.output) if record.output and record.kind != "report" else None
+    there = output is not None and output.is_dir() and any(output.iterdir())
+    if record.state == "succeeded":
+        where = f"the model is in {output}" if output is not None else "done"
+        return f"{where}; {record.message}" if record.message else where
+    said = record.message if record.message and record.message != record.state else ""
+    if output is None:
+        return said
+    disk = f"{output} holds a model from before" if there else f"nothing was written to {output}"
+    return f"{said}; {disk}" if said else disk
 
 
 def elapsed_seconds(record: JobRecord) -> float:
@@ -161,6 +192,10 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.minimum, bar.maximum = 0, 100
         bar.progress = int(percent)
         bar.text = f"{percent:.0f} %"
+        state = index.data(STATE_ROLE)
+        if state not in ("queued", "running"):
+            colour = _BAR_COLOURS.get(state, _STOPPED_COLOUR)
+            bar.palette.setColor(QPalette.ColorRole.Highlight, QColor(colour))
         bar.textVisible = True
         bar.textAlignment = Qt.AlignmentFlag.AlignCenter
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
@@ -182,6 +217,7 @@ class JobsPane(QWidget):
         self._shown_id: str | None = None
         self._last_finished_id: str | None = None
         self._clock = make_timer(self, 1000, self._tick)
+        self._ticks = 0
         self._table = QTableView(self)
         self.log_view = LogView(self)
         self._status = QLabel(self)
@@ -217,6 +253,17 @@ class JobsPane(QWidget):
     def has_running(self) -> bool:
         return self._runner is not None
 
+    def busy_text(self) -> str:
+        """What quitting now would stop, in words ('' when nothing): the running job and how many wait."""
+        parts = []
+        running = self._history.get(self._running_id or "")
+        if running is not None:
+            parts.append(f"{_KIND_NAMES.get(running.kind, 'a job')} is running ({running.title})")
+        queued = sum(record.state == "queued" for record in self._history.records)
+        if queued:
+            parts.append(f"{queued} more job{'s' * (queued != 1)} {'wait' if queued != 1 else 'waits'} in the queue")
+        return "; ".join(parts)
+
     def cancel_all(self) -> None:
         """Drop every queued job and cancel the running one (it reports `job_finished` when it has ended)."""
         for record in [r for r in self._history.records if r.state == "queued"]:
@@ -226,6 +273,9 @@ class JobsPane(QWidget):
 
     def current_runner(self) -> JobRunner | None:
         return self._runner
+
+    def record(self, job_id: str) -> JobRecord | None:
+        return self._history.get(job_id)
 
     def seconds_of(self, job_id: str) -> float:
         record = self._history.get(job_id)
@@ -311,8 +361,12 @@ class JobsPane(QWidget):
     def _on_progress(self, percent: float, stage: str, detail: str) -> None:
         record = self._history.get(self._running_id or "")
         if record is not None:
+            new_stage = record.stage.split(":", 1)[0] != stage
             record.progress, record.stage = percent, f"{stage}: {detail}" if detail else stage
             self._model.refresh(record.id, PROGRESS_COL, PROGRESS_COL)
+            if new_stage:  # on disk at every stage, so a window killed now still shows how far the job got
+                record.seconds = elapsed_seconds(record)
+                self._history.save()
 
     def _on_output(self, lines: list[str]) -> None:
         if self._shown_id is not None and self._shown_id == self._running_id:
@@ -325,10 +379,13 @@ class JobsPane(QWidget):
         if runner is not None:
             runner.deleteLater()
         state = _STATE_OF_STATUS.get(outcome.status, outcome.status)
+        message = outcome.message if outcome.message != outcome.status else ""
+        if outcome.ok:  # what did not finish once the model was in place (an Outcome.note; older outcomes have none)
+            message = getattr(outcome, "note", "") or message
         record = self._history.update(
             job_id,
             state=state,
-            message=outcome.message,
+            message=message,
             finished=time.time(),
             seconds=outcome.seconds,
             peak_memory_bytes=outcome.peak_memory_bytes,
@@ -354,8 +411,14 @@ class JobsPane(QWidget):
             self._runner.stop_now()
 
     def _tick(self) -> None:
-        if self._running_id is not None:
-            self._model.refresh(self._running_id, ELAPSED_COL, ELAPSED_COL)
+        if self._running_id is None:
+            return
+        self._model.refresh(self._running_id, ELAPSED_COL, ELAPSED_COL)
+        record = self._history.get(self._running_id)
+        self._ticks += 1
+        if record is not None and self._ticks % _SAVE_EVERY == 0:
+            record.seconds = elapsed_seconds(record)
+            self._history.save()
 
     # --- selection and actions ----------------------------------------------------------------------
 
@@ -384,7 +447,8 @@ class JobsPane(QWidget):
 
     def _show_status(self, record: JobRecord) -> None:
         text = f"{record.title} — {record.state}"
-        self._status.setText(f"{text}: {record.message}" if record.message else text)
+        said = ending_text(record) if record.is_finished else record.message
+        self._status.setText(f"{text}: {said}" if said else text)
 
     def _update_actions(self) -> None:
         record = self._selected()

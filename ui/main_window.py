@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -13,12 +14,14 @@ from PySide6.QtWidgets import (
     QSplitter,
     QSystemTrayIcon,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app import __version__
 from app.errors import ForgeError
 from app.paths import app_icon
-from ui.browser import BrowserPane
+from ui.browser import BrowserPane, droppable
 from ui.chat import ChatPane
 from ui.hardware import HardwarePane, HardwareProbe, status_summary
 from ui.jobs import JobsPane
@@ -28,6 +31,7 @@ from ui.report import ReportPane
 from ui.serve import ServePane
 from ui.settings import Settings
 from ui.widgets.error_dialog import show_error
+from ui.widgets.notice import NoticeBar
 
 # Jobs shorter than this finish while the user is still looking: no tray message for them.
 _NOTIFY_AFTER_SECONDS = 20
@@ -62,7 +66,13 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.browser)
         splitter.addWidget(self.tabs)
         splitter.setStretchFactor(1, 3)
-        self.setCentralWidget(splitter)
+        self.notice = NoticeBar()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.addWidget(self.notice)
+        central_layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
         self.hardware_label = QLabel("Probing hardware…")
         self.statusBar().addPermanentWidget(self.hardware_label)
         self.tray = QSystemTrayIcon(self.windowIcon(), self) if QSystemTrayIcon.isSystemTrayAvailable() else None
@@ -91,15 +101,19 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         jobs_menu = self.menuBar().addMenu("&Jobs")
-        self._action(jobs_menu, "&Convert", QKeySequence("Ctrl+Return"), self.presets.request_convert)
+        convert = self._action(jobs_menu, "&Convert", QKeySequence("Ctrl+Return"), self.presets.request_convert)
+        convert.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])  # Enter: the keypad's
         self._action(jobs_menu, "Cancel &all", QKeySequence("Ctrl+Shift+X"), self.jobs.cancel_all)
         view_menu = self.menuBar().addMenu("&View")
-        for index, name in enumerate(self.tabs.tabText(index) for index in range(self.tabs.count())):
-            self._action(
-                view_menu, name, QKeySequence(f"Ctrl+{index + 1}"), lambda index=index: self.tabs.setCurrentIndex(index)
-            )
+        for index in range(self.tabs.count()):
+            # triggered(bool) would fill a lambda's default argument: partial fixes the index, the slot drops `checked`
+            show_tab = partial(self._show_tab, index)
+            self._action(view_menu, self.tabs.tabText(index), QKeySequence(f"Ctrl+{index + 1}"), show_tab)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About ONNX Forge", QKeySequence.StandardKey.HelpContents, self.show_about)
+
+    def _show_tab(self, index: int, _checked: bool = False) -> None:
+        self.tabs.setCurrentIndex(index)
 
     def _action(self, menu, text: str, shortcut: QKeySequence, slot) -> QAction:
         action = QAction(text, self)
@@ -165,6 +179,7 @@ class MainWindow(QMainWindow):
             for warning in plan.warnings:
                 self.statusBar().showMessage(warning, 10000)
             self.jobs.enqueue(plan)
+        self.presets.clear_ticks()  # queued: the next Convert starts from a clean slate
         self.tabs.setCurrentWidget(self.jobs)
 
     def _on_quantize_requested(self, request) -> None:
@@ -176,13 +191,40 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.jobs)
 
     def _on_job_finished(self, job_id: str, state: str, output: str) -> None:
-        if state == "succeeded" and output:
-            self.browser.add_folder(Path(output))
+        record = self.jobs.record(job_id)
+        makes_model = record is not None and record.kind in ("convert", "quantize")
+        if makes_model and state == "succeeded" and output:
+            self.browser.remember(Path(output))  # listed, never selected: the user's selection stays
+            self._announce_model(record.title, output)
+        elif makes_model and state != "succeeded":
+            self.notice.announce(
+                f"{record.title}: {state}. {record.message}".strip(), {"Show job": self._show_jobs}, "problem"
+            )
         self.report.refresh()
         seconds = self.jobs.seconds_of(job_id)
         if self.tray is not None and not self.isActiveWindow() and seconds >= _NOTIFY_AFTER_SECONDS:
             self.tray.show()
-            self.tray.showMessage("ONNX Forge", f"Conversion {state}: {output}")
+            what = record.title if record is not None else "A job"
+            self.tray.showMessage("ONNX Forge", f"{what}: {state}")
+
+    def _announce_model(self, title: str, output: str) -> None:
+        actions = {
+            "Open": partial(self.browser.select_path, output),
+            "Chat": partial(self._chat_with, output),
+            "Quantize": partial(self._quantize, output),
+        }
+        self.notice.announce(f"{title} is ready: {output}", actions)
+
+    def _show_jobs(self) -> None:
+        self.tabs.setCurrentWidget(self.jobs)
+
+    def _chat_with(self, output: str) -> None:
+        self.chat.select_model(output)
+        self.tabs.setCurrentWidget(self.chat)
+
+    def _quantize(self, output: str) -> None:
+        if self.browser.select_path(output):
+            self.tabs.setCurrentWidget(self.quantize)
 
     def show_about(self) -> None:
         from app.manifest import package_versions
@@ -193,7 +235,8 @@ class MainWindow(QMainWindow):
     # --- window events ---------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
-        if event.mimeData().hasUrls():
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if droppable([url.toLocalFile() for url in urls if url.isLocalFile()]):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
@@ -203,7 +246,8 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        if self.jobs.has_running() and not self.confirm_close():
+        busy = self.busy_text()
+        if busy and not self.confirm_close(busy):
             event.ignore()
             return
         self.jobs.cancel_all()
@@ -214,11 +258,21 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         event.accept()
 
-    def confirm_close(self) -> bool:
+    def busy_text(self) -> str:
+        """What quitting would stop: jobs running and queued, chat sessions with a model loaded ('' when nothing)."""
+        parts = [self.jobs.busy_text()]
+        chats = self.chat.loaded_count()
+        if chats:
+            parts.append(f"{chats} chat session{'s' * (chats != 1)} {'have' if chats != 1 else 'has'} a model loaded")
+        if self.serve.is_running():
+            parts.append("the local server is serving models")
+        return "; ".join(part for part in parts if part)
+
+    def confirm_close(self, busy: str) -> bool:
         answer = QMessageBox.question(
             self,
             "ONNX Forge",
-            "A conversion is still running. Stop it and quit?",
+            f"{busy[0].upper()}{busy[1:]}. Stop and quit?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )

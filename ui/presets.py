@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -47,6 +48,21 @@ _COLUMNS = 3
 
 def _count(parameters: int) -> str:
     return f"{parameters / 1e9:.2f} B" if parameters >= 1e8 else f"{parameters / 1e6:.1f} M"
+
+
+def _holds_something(folder: Path) -> bool:
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def free_folder(folder: Path) -> Path:
+    """The first of folder-2, folder-3, … that does not exist yet."""
+    number = 2
+    while (candidate := folder.with_name(f"{folder.name}-{number}")).exists():
+        number += 1
+    return candidate
 
 
 class PresetCard(QFrame):
@@ -158,10 +174,15 @@ class PresetPane(QWidget):
         self.recommended_id: str | None = None
         self._ep_chosen_by_user = False
         self._output_chosen_by_user = False
+        self._user_place: Path | None = None
+        """The folder the user typed or browsed to hold the output(s); None while the studio's default is used, or
+        when the user also named the output folder (then their name stays as it is)."""
 
         self.model_label = QLabel("No model selected: pick a checkpoint on the left.")
         self.model_label.setWordWrap(True)
         self.ep_combo = QComboBox()
+        # Wide enough for "TensorRT-RTX ✗ cannot run here": a combo sized to its first item cuts the others.
+        self.ep_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.ep_combo.activated.connect(self._on_ep_activated)
         self.recommendation_label = QLabel()
         self.recommendation_label.setWordWrap(True)
@@ -173,6 +194,9 @@ class PresetPane(QWidget):
         self.output_edit = QLineEdit()
         self.output_edit.textEdited.connect(self._on_output_edited)
         self.output_edit.textChanged.connect(self._update_convert_button)
+        self.subfolders_label = QLabel()
+        self.subfolders_label.setWordWrap(True)
+        self.subfolders_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.clicked.connect(self._browse)
         self.report_box = QCheckBox("Measure quality and speed when done")
@@ -210,6 +234,7 @@ class PresetPane(QWidget):
         layout.addWidget(self.recommendation_label)
         layout.addWidget(scroll, 1)
         layout.addLayout(footer)
+        layout.addWidget(self.subfolders_label)
 
     # --- inputs from the main window -------------------------------------------------------------
 
@@ -347,22 +372,47 @@ class PresetPane(QWidget):
     def _update_output(self) -> None:
         batch = self._is_batch()
         self.output_label.setText("Parent folder (one sub-folder per preset):" if batch else "Output folder:")
-        if self._output_chosen_by_user:
-            return
-        ticked = self.ticked()
-        if self.name and len(ticked) == 1:
-            self.output_edit.setText(str(default_output(self.name, ticked[0])))
-        else:
-            self.output_edit.setText(str(models_dir()))
+        if not self._output_chosen_by_user or self._user_place is not None:
+            place = self._user_place or models_dir()
+            ticked = self.ticked()
+            if self.name and len(ticked) == 1:
+                self.output_edit.setText(str(default_output(self.name, ticked[0], place)))
+            else:
+                self.output_edit.setText(str(place))
+        self._show_subfolders()
 
-    def _on_output_edited(self, _text: str) -> None:
+    def _show_subfolders(self) -> None:
+        """In a batch, the names of the sub-folders the presets will be written to."""
+        if not self._is_batch() or not self.name:
+            self.subfolders_label.clear()
+            return
+        names = ", ".join(path.name for path in self.outputs().values())
+        self.subfolders_label.setText(f"Makes {names} in {self.output_edit.text().strip()}")
+
+    def _default_names(self) -> set[str]:
+        return {output_name(self.name, preset_id) for preset_id in PRESETS} if self.name else set()
+
+    def _on_output_edited(self, text: str) -> None:
         self._output_chosen_by_user = True
+        self._take_place(Path(text.strip()).expanduser())
+        self._show_subfolders()
+
+    def _take_place(self, folder: Path) -> None:
+        """What the user typed is where outputs go; a last part the studio named itself keeps following the
+        preset and model, a name of the user's own stays."""
+        if self._is_batch() or not self.name:
+            self._user_place = folder
+        elif folder.name in self._default_names():
+            self._user_place = folder.parent
+        else:
+            self._user_place = None
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_edit.text())
         if folder:
             self._output_chosen_by_user = True
-            self.output_edit.setText(folder)
+            self._user_place = Path(folder)  # a folder picked to hold the output: its name follows the preset
+            self._update_output()
 
     def outputs(self) -> dict[str, Path]:
         """Where each ticked preset's model goes."""
@@ -377,6 +427,11 @@ class PresetPane(QWidget):
     def _on_ticks_changed(self) -> None:
         self._update_output()
         self._update_convert_button()
+
+    def clear_ticks(self) -> None:
+        """Once a batch is queued: the next Convert starts from a clean slate."""
+        for card in self.cards.values():
+            card.checkbox.setChecked(False)
 
     def _source(self) -> str:
         return self.info.path if self.info is not None else self.name
@@ -395,22 +450,56 @@ class PresetPane(QWidget):
         self.convert_button.setToolTip(problem or "")
 
     def request_convert(self) -> None:
-        """Emit one ConvertRequest per ticked preset (what clicking Convert does)."""
+        """Emit one ConvertRequest per ticked preset (what clicking Convert does). Outputs that already hold
+        something are replaced or kept beside the new one, as the user answers."""
         if not self.convert_button.isEnabled():
             return
+        outputs = self.outputs()
+        taken = [output for output in outputs.values() if _holds_something(output)]
+        answer = self.ask_existing(taken) if taken else "new"
+        if answer == "cancel":
+            return
         ep = self.selected_ep()
-        requests = [
-            ConvertRequest(
-                source=self._source(),
-                output=str(output),
-                preset=preset_id,
-                ep=ep,
-                overrides=self._custom_values(ep) if preset_id == "custom" else {},
-                report={} if self.report_box.isChecked() else None,
+        requests = []
+        for preset_id, output in outputs.items():
+            replace = answer == "replace" and output in taken
+            if answer == "keep" and output in taken:
+                output = free_folder(output)
+            requests.append(
+                ConvertRequest(
+                    source=self._source(),
+                    output=str(output),
+                    preset=preset_id,
+                    ep=ep,
+                    overrides=self._custom_values(ep) if preset_id == "custom" else {},
+                    report={} if self.report_box.isChecked() else None,
+                    overwrite=replace,
+                )
             )
-            for preset_id, output in self.outputs().items()
-        ]
         self.convert_requested.emit(requests)
+
+    def ask_existing(self, taken: list[Path]) -> str:
+        """'replace', 'keep' (both: the new one in a free name) or 'cancel', for outputs that already exist."""
+        listed = "\n".join(str(path) for path in taken)
+        one = len(taken) == 1
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Output folder already used",
+            f"{'This folder already holds' if one else 'These folders already hold'} something:\n{listed}",
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setInformativeText(
+            "Replace deletes the old model once the new one is in place (a folder with your own files in it is "
+            "never replaced). Keep both writes the new model beside it, in a free name."
+        )
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep both", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(keep)
+        box.exec()
+        clicked = box.clickedButton()
+        return "replace" if clicked is replace else "keep" if clicked is keep else "cancel"
 
     # --- Custom -----------------------------------------------------------------------------------
 

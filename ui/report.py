@@ -7,7 +7,9 @@ made when the tab is first shown: importing pyqtgraph costs ~0.7 s (it loads its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -32,33 +34,69 @@ STAR = "★"
 _PICKED = QColor("#2e7d32")
 _OTHER = QColor("#5c7ea8")
 _SOURCE = QColor("#9e9e9e")
+_LABEL_CHARS = 10
 
 
 def _number(value: float | None, form: str, scale: float = 1.0) -> str:
     return "–" if value is None else format(value * scale, form)
 
 
-# (header, text of a row, tooltip)
+# (header, text of a row); sizes in decimal MB, as the library shows them.
 COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
     ("", lambda row: ""),
     ("Variant", lambda row: row.name),
     ("Made as", lambda row: row.label),
-    ("Size MB", lambda row: _number(row.size_bytes, ",.1f", 2**-20)),
+    ("Size MB", lambda row: _number(row.size_bytes, ",.1f", 1e-6)),
     ("Perplexity", lambda row: _number(row.perplexity, ".4f")),
-    ("Gen tok/s", lambda row: _number(row.generation_tps, ",.1f")),
+    ("Gen tok/s", lambda row: _speed_text(row)),
     ("Prompt tok/s", lambda row: _number(row.prompt_tps, ",.0f")),
     ("TTFT ms", lambda row: _number(row.ttft_seconds, ",.1f", 1000)),
-    ("Peak MB", lambda row: _number(row.peak_memory_bytes, ",.0f", 2**-20)),
+    ("Peak MB", lambda row: _number(row.peak_memory_bytes, ",.0f", 1e-6)),
     ("Top-1 agree", lambda row: _number(row.top1_agreement, ".2%")),
     ("Mean KL", lambda row: _number(row.mean_kl, ".2g")),
 )
-# (key, title, the figure of a row); a row without the figure gets no bar.
+HEADER_TIPS = {
+    "Size MB": "Size on disk in megabytes (1 MB = 1,000,000 bytes), as the library shows it.",
+    "Perplexity": "How surprised the model is by held-out text: lower is better; compare it with the source's.",
+    "Gen tok/s": "Generated tokens per second: the median of the bench's runs, the slowest–fastest run below it.",
+    "TTFT ms": "Time to first token: how long the prompt takes before the answer starts.",
+    "Peak MB": "The most memory the model's process held while it ran.",
+    "Top-1 agree": "How often this model's most likely next token is the PyTorch source's too (100 % = always).",
+    "Mean KL": "How far this model's next-token probabilities drift from the PyTorch source's (0 = identical).",
+}
+
+
+def _speed_text(row: Row) -> str:
+    spread = row.generation_spread
+    text = _number(row.generation_tps, ",.1f")
+    return f"{text} ({spread[0]:,.0f}–{spread[1]:,.0f})" if spread else text
+
+
+def _perplexity_change(row: Row, reference: float | None) -> float | None:
+    if row.perplexity is None or not reference:
+        return None
+    return (row.perplexity / reference - 1) * 100
+
+
+# (key, title, the figure of a row); a row without the figure gets no bar. Perplexity is drawn as its change
+# against the source (or the best variant): a bar from zero would show 1.4248 and 1.4263 as the same height.
 CHARTS: tuple[tuple[str, str, Callable[[Row], float | None]], ...] = (
-    ("size", "Size on disk (MB)", lambda row: row.size_bytes / 2**20),
-    ("perplexity", "Perplexity (lower is better)", lambda row: row.perplexity),
-    ("generation", "Generation (tokens/s)", lambda row: row.generation_tps),
+    ("size", "Size on disk (MB)", lambda row: row.size_bytes / 1e6),
+    ("perplexity", "Perplexity change (%, lower is better)", lambda row: None),
+    ("generation", "Generation (tokens/s, bars: slowest–fastest run)", lambda row: row.generation_tps),
     ("ttft", "Time to first token (ms)", lambda row: row.ttft_seconds * 1000 if row.ttft_seconds else None),
 )
+
+
+def short_labels(names: list[str]) -> list[str]:
+    """Bar labels that fit under their bars: the part the names share in front is dropped, the rest cut short."""
+    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+    prefix = prefix[: prefix.rfind("-") + 1] if "-" in prefix else ""
+    return [_cut(name[len(prefix) :] or name, _LABEL_CHARS) for name in names]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class BarChart(QWidget):
@@ -84,9 +122,16 @@ class BarChart(QWidget):
         self.bars = None
         self.labels: list[str] = []
 
-    def set_bars(self, labels: list[str], values: list[float], colors: list[QColor]) -> None:
+    def set_bars(
+        self,
+        labels: list[str],
+        values: list[float],
+        colors: list[QColor],
+        spreads: list[tuple[float, float] | None] | None = None,
+    ) -> None:
+        """One bar per value; spreads (low, high) draw an error bar over the bar they belong to."""
         self.plot.clear()
-        self.labels = labels
+        self.labels = short_labels(labels)
         self.bars = None
         if not values:
             return
@@ -94,9 +139,22 @@ class BarChart(QWidget):
             x=list(range(len(values))), height=values, width=0.6, brushes=[QBrush(c) for c in colors], pen=None
         )
         self.plot.addItem(self.bars)
-        self.plot.getAxis("bottom").setTicks([list(enumerate(labels))])
+        tops = list(values)
+        marked = [(x, spread) for x, spread in enumerate(spreads or []) if spread is not None]
+        if marked:
+            import numpy as np  # pyqtgraph's own dependency; its error bars do arithmetic on arrays, not lists
+
+            x = np.array([index for index, _ in marked], dtype=float)
+            y = np.array([values[index] for index, _ in marked], dtype=float)
+            low = y - np.array([spread[0] for _, spread in marked])
+            high = np.array([spread[1] for _, spread in marked]) - y
+            pen = self._pg.mkPen("#333", width=1)
+            self.plot.addItem(self._pg.ErrorBarItem(x=x, y=y, top=high, bottom=low, beam=0.2, pen=pen))
+            tops += [spread[1] for _, spread in marked]
+        self.plot.getAxis("bottom").setTicks([list(enumerate(self.labels))])
         self.plot.setXRange(-0.6, len(values) - 0.4, padding=0)
-        self.plot.setYRange(0, max(values) * 1.1 or 1, padding=0)
+        low, high = min(0.0, *tops), max(0.0, *tops)
+        self.plot.setYRange(low * 1.1, high * 1.1 or 1, padding=0)
 
     def bar_count(self) -> int:
         return 0 if self.bars is None else len(self.bars.opts["height"])
@@ -124,6 +182,8 @@ class ReportPane(QWidget):
         self.recommendation.setToolTip(RULE)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels([header for header, _ in COLUMNS])
+        for column, (header, _text) in enumerate(COLUMNS):
+            self.table.horizontalHeaderItem(column).setToolTip(HEADER_TIPS.get(header, ""))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().hide()
@@ -139,7 +199,7 @@ class ReportPane(QWidget):
         header.addWidget(self.title, 1)
         header.addWidget(self.refresh_button)
         header.addWidget(self.measure_button)
-        charts = QWidget()
+        charts = self._charts_widget = QWidget()
         charts.setLayout(self._charts_grid)
         upper = QWidget()
         upper_layout = QVBoxLayout(upper)
@@ -235,14 +295,30 @@ class ReportPane(QWidget):
             for index, (key, title, _figure) in enumerate(CHARTS):
                 self.charts[key] = BarChart(title)
                 self._charts_grid.addWidget(self.charts[key], index // 2, index % 2)
+        # Axes with nothing measured on them say nothing: the charts wait for the first figures.
+        self._charts_widget.setVisible(any(row.measured for row in self.rows))
+        reference = self._perplexity_reference()
+        if reference is not None:
+            self.charts["perplexity"].plot.setTitle(
+                f"Perplexity against {reference.name} (% change, lower is better)", color="#222", size="10pt"
+            )
         for key, _title, figure in CHARTS:
+            if key == "perplexity":
+                figure = partial(_perplexity_change, reference=reference.perplexity if reference else None)
             shown = [(row, figure(row)) for row in self.rows]
             shown = [(row, value) for row, value in shown if value is not None]
             colors = [
                 _PICKED if row is self.recommended else _SOURCE if row.kind == "checkpoint" else _OTHER
                 for row, _value in shown
             ]
-            self.charts[key].set_bars([row.name for row, _ in shown], [value for _, value in shown], colors)
+            spreads = [row.generation_spread for row, _ in shown] if key == "generation" else None
+            self.charts[key].set_bars([row.name for row, _ in shown], [value for _, value in shown], colors, spreads)
+
+    def _perplexity_reference(self) -> Row | None:
+        """The PyTorch source where its perplexity was measured, else the best variant."""
+        measured = [row for row in self.rows if row.perplexity is not None]
+        source = next((row for row in measured if row.kind == "checkpoint"), None)
+        return source or min(measured, key=lambda row: row.perplexity, default=None)
 
     def _update_buttons(self) -> None:
         missing = len(self.unmeasured())

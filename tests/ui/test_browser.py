@@ -89,6 +89,7 @@ def test_a_dropped_broken_folder_shows_its_reason(qtbot, pane: BrowserPane, demo
 
 def test_a_folder_without_models_is_refused_in_the_message_line(qtbot, pane: BrowserPane, tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")  # an empty folder is refused at drag-enter already
     drop(pane, QUrl.fromLocalFile(str(tmp_path / "photos")))
     qtbot.waitUntil(lambda: "holds no checkpoint" in pane.message.text())
     assert pane.entries() == [] and pane.library.folders == []

@@ -118,10 +118,10 @@ def test_closing_with_a_running_job_asks_first(window, qtbot, tmp_path, monkeypa
     drop_on(window, qtbot, make_checkpoint("llama", tmp_path / "big", num_layers=12, hidden_size=512))
     convert_ticked(window, qtbot, "int4")
     asked = []
-    monkeypatch.setattr(window, "confirm_close", lambda: asked.append(True) or False)
+    monkeypatch.setattr(window, "confirm_close", lambda busy: asked.append(busy) or False)
     window.close()
-    assert asked and window.isVisible() and window.jobs.has_running()
-    monkeypatch.setattr(window, "confirm_close", lambda: True)
+    assert asked[0].startswith("a conversion is running") and window.isVisible() and window.jobs.has_running()
+    monkeypatch.setattr(window, "confirm_close", lambda busy: True)
     with qtbot.waitSignal(window.jobs.job_finished, timeout=30_000) as finished:
         window.close()
     assert not window.isVisible() and finished.args[1] == "cancelled"

@@ -69,8 +69,48 @@ def test_each_chart_has_one_bar_per_variant_with_that_figure(pane, measured_buil
     counts = {key: chart.bar_count() for key, chart in pane.charts.items()}
     assert counts == {"size": 3, "perplexity": 3, "generation": 2, "ttft": 2}
     sizes = list(pane.charts["size"].bars.opts["height"])
-    assert sizes == pytest.approx([row.size_bytes / 2**20 for row in pane.rows])
+    assert sizes == pytest.approx([row.size_bytes / 1e6 for row in pane.rows])
     assert pane.charts["generation"].labels == ["int4", "fp32"]
+
+
+def test_perplexity_is_drawn_as_its_change_against_the_source_and_sizes_read_as_the_library_says(pane, measured_builds):
+    from app.hub import format_size
+
+    pane.set_model(str(measured_builds["fp32"]))
+    source = next(row for row in pane.rows if row.kind == "checkpoint")
+    chart = pane.charts["perplexity"]
+    assert f"against {source.name}" in chart.plot.plotItem.titleLabel.text
+    expected = [(row.perplexity / source.perplexity - 1) * 100 for row in pane.rows]
+    assert list(chart.bars.opts["height"]) == pytest.approx(expected)
+    low, high = chart.plot.viewRange()[1]
+    assert high - low < 50  # the axis spans the differences, not 0 to 1.4
+    for index, row in enumerate(pane.rows):
+        assert f"{pane.table.item(index, 3).text()} MB" == format_size(row.size_bytes)
+    headers = {pane.table.horizontalHeaderItem(c).text(): pane.table.horizontalHeaderItem(c) for c in range(11)}
+    assert "PyTorch source" in headers["Mean KL"].toolTip() and "most likely" in headers["Top-1 agree"].toolTip()
+
+
+def test_speed_shows_the_spread_of_its_runs(pane, measured_builds, tmp_path):
+    import pyqtgraph as pg
+
+    copy = Path(shutil.copytree(measured_builds["int4"], tmp_path / "int4-runs"))
+    record = json.loads((copy / "forge.json").read_text())
+    record["report"]["speed"]["generation_tokens_per_second_runs"] = [900.0, 1000.0, 1100.0]
+    record["report"]["speed"]["generation_tokens_per_second"] = 1000.0
+    (copy / "forge.json").write_text(json.dumps(record))
+    pane.set_model(str(copy))
+    row = pane.rows.index(next(r for r in pane.rows if r.folder == str(copy.resolve())))
+    assert pane.table.item(row, 5).text() == "1,000.0 (900–1,100)"
+    errors = [item for item in pane.charts["generation"].plot.items() if isinstance(item, pg.ErrorBarItem)]
+    assert len(errors) == 1 and list(errors[0].opts["top"]) == [100.0]
+
+
+def test_nothing_measured_draws_no_axes(pane, measured_builds, tmp_path):
+    pane.set_model("")
+    assert not pane._charts_widget.isVisible() and "Select a model" in pane.title.text()
+    pane.set_model(str(unmeasured_copy(measured_builds["int4"], tmp_path / "alone" / "int4")))
+    assert pane.rows and not pane._charts_widget.isVisible()
+    assert "press Measure" in pane.recommendation.text()
 
 
 def test_a_checkpoint_shows_the_report_of_its_variants(pane, measured_builds):
