@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +203,19 @@ def test_json_schema_output_parses_and_validates(client):
         assert isinstance(value["size"], int) and 1 <= value["size"] <= 9
 
 
+def test_a_schema_the_runtime_cannot_use_is_a_400_with_its_reason(server):
+    format_ = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "no-such-type"}}}
+    status, body, _ = post(server, "/v1/chat/completions", chat_body(response_format=format_))
+    message = assert_refusal(status, body, 400)
+    assert message.startswith(f"{MODEL} could not generate: ") and "no-such-type" in message
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    request = json.dumps(chat_body(response_format=format_, stream=True))
+    connection.request("POST", "/v1/chat/completions", request, {"Content-Type": "application/json"})
+    events = [line[6:] for line in connection.getresponse().read().decode().split("\n\n") if line]
+    connection.close()
+    assert "error" in json.loads(events[-1]) and "no-such-type" in events[-1]  # the stream had begun: it ends so
+
+
 def test_a_required_tool_call_comes_back_as_tool_calls(client):
     reply = client.chat.completions.create(
         **chat_body("What is the weather in Paris?"), max_tokens=60, tools=[WEATHER], tool_choice="required"
@@ -327,6 +341,30 @@ def test_completions_refuse_what_they_cannot_do(server):
     ):
         status, body, _ = post(server, "/v1/completions", {"model": MODEL, "prompt": "Hi", **change})
         assert_refusal(status, body, 400, param)
+
+
+def test_a_chat_template_that_refuses_the_messages_is_the_clients_400(demo_folder, tmp_path):
+    strict = Path(shutil.copytree(demo_folder, tmp_path / "strict"))
+    (strict / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if m['role'] == 'tool' %}{{ raise_exception('no tool messages here') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}",
+        encoding="utf-8",
+    )
+    served = Server({"strict": strict}, ServeConfig(port=0)).start()
+    try:
+        messages = [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]
+        status, body, _ = post(served, "/v1/chat/completions", {"model": "strict", "messages": messages})
+        message = assert_refusal(status, body, 400, "messages")
+        assert (
+            message
+            == "strict's chat template refused these messages (no tool messages here); change the roles or content."
+        )
+        status, _, _ = post(
+            served, "/v1/chat/completions", {"model": "strict", "messages": messages[:1], "max_tokens": 2}
+        )
+        assert status == 200
+    finally:
+        served.close()
 
 
 def test_a_foreign_host_header_is_refused_and_no_cors_is_offered(server):

@@ -121,6 +121,10 @@ class Server:
                 port=config.port,
                 log_level="warning",
                 access_log=False,
+                # Named, not "auto": what a frozen app must bundle is then known (uvicorn imports these by name).
+                loop="asyncio",
+                http="h11",
+                ws="none",
                 timeout_graceful_shutdown=2,
                 lifespan="off",
             )

@@ -159,7 +159,7 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, on_record: C
         body = await _read_body(request, config.max_body_bytes)
         model = _find(models, body.get("model"))
         parsed = parse_chat(body, model.defaults, guided)
-        prompt = render_prompt(model.tokenizer, model.folder, parsed.messages)
+        prompt = _render(model, parsed.messages)
         return await _serve(request, model, parsed, prompt, "chat.completion", on_record, ClosingStream)
 
     @app.post("/v1/completions")
@@ -170,6 +170,18 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, on_record: C
         return await _serve(request, model, parsed, parsed.prompt, "text_completion", on_record, ClosingStream)
 
     return app
+
+
+def _render(model: ServedModel, messages: list[dict[str, Any]]) -> str:
+    """The prompt through the model's own template; a template that refuses the messages is the client's 400."""
+    try:
+        return render_prompt(model.tokenizer, model.folder, messages)
+    except Exception as error:  # noqa: BLE001 - the template's own words, whatever it raised
+        reason = first_line(error).split(" at row ", 1)[0].rstrip(" .:")
+        raise RequestError(
+            f"{model.id}'s chat template refused these messages ({reason}); change the roles or content.",
+            param="messages",
+        ) from None
 
 
 def _check_host(request: Any, check: bool) -> None:
@@ -320,7 +332,8 @@ async def _collect(request: Any, model: ServedModel, job: Job, receiver: _Receiv
         elif what == "done":
             return "".join(pieces), value
         else:
-            raise RequestError(f"{model.id} could not generate: {value}", status=400 if job.new_tokens == 0 else 500)
+            status = 400 if job.new_tokens == 0 else 500
+            raise RequestError(f"{model.id} could not generate: {value.rstrip('.')}.", status=status)
 
 
 async def _stream(
@@ -356,7 +369,7 @@ async def _stream(
                 return
             else:
                 record.status, record.error = 500, value
-                yield _sse(RequestError(f"{model.id} could not generate: {value}", status=500).body())
+                yield _sse(RequestError(f"{model.id} could not generate: {value.rstrip('.')}.", status=500).body())
                 ended = True
                 return
     finally:
