@@ -15,14 +15,22 @@ INT32_MAX = 2**31 - 1
 """onnxruntime-genai keeps lengths, top-k and seeds in 32-bit integers."""
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """A value as a refusal quotes it: on one line and short, whatever was typed or pasted."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + "…")
+
+
 def whole_number(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    bounds = f"from {low:,} to {high:,}"
+
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not {what}; give one from {low:,} to {high:,}.") from None
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not {what}; give one {bounds}.") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value:,} is out of range; give {what} from {low:,} to {high:,}.")
+            raise argparse.ArgumentTypeError(f"{shown(text)} is out of range; give {what} {bounds}.")
         return value
 
     return parse
@@ -36,10 +44,10 @@ def number(low: float, high: float, *, low_open: bool = False) -> Callable[[str]
         try:
             value = float(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a number; give one {bounds}.") from None
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a number; give one {bounds}.") from None
         inside = (low < value if low_open else low <= value) and value <= high
         if not math.isfinite(value) or not inside:
-            raise argparse.ArgumentTypeError(f"{text} is out of range; give a number {bounds}.")
+            raise argparse.ArgumentTypeError(f"{shown(text)} is out of range; give a number {bounds}.")
         return value
 
     return parse
@@ -52,11 +60,11 @@ def comma_list(what: str) -> Callable[[str], list[str]]:
         items = [item.strip() for item in text.split(",")]
         if not all(items):
             raise argparse.ArgumentTypeError(
-                f"'{text}' has an empty {what} name; separate names with single commas, e.g. int4,fp16."
+                f"{shown(text)} has an empty {what} name; separate names with single commas, e.g. int4,fp16."
             )
         repeated = next((item for index, item in enumerate(items) if item in items[:index]), None)
         if repeated:
-            raise argparse.ArgumentTypeError(f"'{text}' names {what} {repeated} twice; give each once.")
+            raise argparse.ArgumentTypeError(f"{shown(text)} names {what} {shown(repeated)} twice; give each once.")
         return items
 
     return parse
