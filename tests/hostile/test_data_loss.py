@@ -248,6 +248,27 @@ def test_staging_of_a_job_killed_outright_is_swept_by_the_next_run(checkpoints, 
     assert not list((home / "staging").iterdir())
 
 
+def test_a_cancelled_quantization_leaves_no_staging(tmp_path, forge_home):
+    from app.quantize import QuantizeRequest, plan_quantization
+
+    fp32 = tmp_path / "demo-fp32"
+    convert(plan("demo", fp32))
+    out = tmp_path / "q4"
+    request = plan_quantization(QuantizeRequest(str(fp32), str(out), "q4"))
+    staged = threading.Event()
+
+    def on_message(message) -> None:
+        if isinstance(message, Progress) and message.stage not in ("starting", "reading"):
+            staged.set()
+
+    job = JobProcess("quantize", request.to_dict(), on_message)
+    job.start()
+    assert staged.wait(timeout=300), "the quantization never started"
+    job.cancel()
+    assert job.wait(timeout=30).status == "cancelled"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo-fp32", "forge-home"]
+
+
 def test_a_live_jobs_staging_is_never_swept(tmp_path, forge_home):
     root = staging.create(tmp_path / "out", "convert")
     assert staging.sweep(tmp_path / "out") == [] and root.is_dir()
