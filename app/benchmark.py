@@ -32,18 +32,31 @@ class Speed:
 
 
 def benchmark(
-    model_dir: Path, prompt_tokens: int = 128, gen_tokens: int = 64, repeats: int = 5, ep: str | None = None
+    model_dir: Path,
+    prompt_tokens: int = 128,
+    gen_tokens: int = 64,
+    repeats: int = 5,
+    ep: str | None = None,
+    device_id: int | None = None,
 ) -> Speed:
+    """`device_id`: the GPU as the Hardware tab numbers it (app.chat.load_model)."""
     og = load_genai()
     sampler = PeakMemory()
     with sampler:
-        return _measure(og, sampler, Path(model_dir), prompt_tokens, gen_tokens, repeats, ep)
+        return _measure(og, sampler, Path(model_dir), prompt_tokens, gen_tokens, repeats, ep, device_id)
 
 
 def _measure(
-    og: Any, sampler: PeakMemory, model_dir: Path, prompt_tokens: int, gen_tokens: int, repeats: int, ep: str | None
+    og: Any,
+    sampler: PeakMemory,
+    model_dir: Path,
+    prompt_tokens: int,
+    gen_tokens: int,
+    repeats: int,
+    ep: str | None,
+    device_id: int | None = None,
 ) -> Speed:
-    model, tokenizer = load_model(model_dir, ep)
+    model, tokenizer = load_model(model_dir, ep, device_id)
     if prompt_tokens + gen_tokens > context_length(model_dir):
         raise InputError(
             f"{prompt_tokens} prompt + {gen_tokens} generated tokens exceed the model's context of "

@@ -144,21 +144,27 @@ def load_model(
     """(model, tokenizer) on the given provider; ep='cpu' runs any build on the CPU.
 
     The provider and GPU (and `overlay`, genai_config fields such as the server's Engine batch size) are set on the
-    in-memory Config: the user's genai_config.json is never edited.
+    in-memory Config: the user's genai_config.json is never edited. `device_id` is the pickers' number (a DXGI
+    adapter for DirectML, an NVML index for CUDA and TensorRT-RTX), said the way each provider reads it
+    (app.runtime_config).
     """
+    from .runtime_config import GENAI_PROVIDERS as DEVICE_PROVIDERS
+    from .runtime_config import device_for, use_device
+
     target = check_loadable(Path(folder), ep)
     og = load_genai()
     config = og.Config(str(folder))
     if overlay:
         config.overlay(json.dumps(overlay))
-    if target == "cpu":
-        config.clear_providers()
+    if target in DEVICE_PROVIDERS:
+        try:
+            use_device(og, config, device_for(target, device_id))
+        except InputError as error:
+            raise ModelLoadError(str(error)) from None
     elif ep is not None or device_id is not None:
         provider = GENAI_PROVIDERS.get(target, target)
         config.clear_providers()
         config.append_provider(provider)
-        if device_id is not None:
-            config.set_provider_option(provider, "device_id", str(device_id))
     try:
         model = og.Model(config)
         return model, og.Tokenizer(model)

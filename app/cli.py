@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--gen-tokens", type=options.GEN_TOKENS, default=64)
     bench.add_argument("--repeats", type=options.REPEATS, default=5)
     bench.add_argument("--ep", choices=["cpu", "cuda", "dml", "webgpu", "trt-rtx"], help="run on this provider")
+    bench.add_argument(
+        "--device-id", type=options.DEVICE_ID, help="which GPU, as `hardware` numbers them (DXGI adapter or NVML index)"
+    )
     bench.add_argument("--json", action="store_true", help="print JSON")
     bench.set_defaults(handler=cmd_bench)
 
@@ -280,7 +283,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     check_model_folder(Path(args.model))
 
-    speed = benchmark(Path(args.model), args.prompt_tokens, args.gen_tokens, args.repeats, args.ep)
+    speed = benchmark(Path(args.model), args.prompt_tokens, args.gen_tokens, args.repeats, args.ep, args.device_id)
     if args.json:
         _print_json(speed.to_dict())
     else:

@@ -106,14 +106,16 @@ def perplexity(
     max_tokens: int = 20000,
     ep: str | None = "cpu",
     min_tokens: int = MIN_SCORED_TOKENS,
+    device_id: int | None = None,
 ) -> Perplexity:
-    """Mean next-token negative log-likelihood over the text's windows (see the module's docstring)."""
+    """Mean next-token negative log-likelihood over the text's windows (see the module's docstring); `device_id` is
+    the GPU as the Hardware tab numbers it."""
     import numpy as np
 
     text_path = Path(text_path) if text_path else default_eval_text()
     lines = text_lines(text_path)
     og = load_genai()
-    model, tokenizer = load_model(Path(model_dir), ep)
+    model, tokenizer = load_model(Path(model_dir), ep, device_id)
     window = min(context_length(model_dir), _MAX_WINDOW)
     total_nll, scored, windows = 0.0, 0, 0
     for _line, tokens in token_windows(lines, tokenizer.encode, window, _bos_token_id(model_dir), max_tokens):

@@ -29,6 +29,7 @@ _VENDOR_NAMES = {
 }
 
 TRT_RTX_MIN_CC = (7, 5)  # Turing; TensorRT-RTX support matrix
+TRT_RTX_PLUGIN_MIN_CC = (8, 0)  # the plugin's GetSupportedDevices keeps compute capability 8.0 and newer only
 TRT_RTX_WOQ_MIN_CC = (8, 6)  # INT4/INT8 weight-only GEMM: Ampere RTX and newer
 # Hopper (9.x) and data-center/embedded Blackwell (10.x, 11.x) are in no TensorRT-RTX support matrix.
 TRT_RTX_UNSUPPORTED_MAJORS = {9, 10, 11}
@@ -77,6 +78,7 @@ class ProviderStatus:
     reason: str
     int4: bool | None = None  # can INT4 (and INT8) weight-only models run on it here
     int4_reason: str = ""
+    plugin_library: str | None = None  # a plugin provider's library, registered in every process that loads a model
 
 
 @dataclass
@@ -333,12 +335,28 @@ class _Facts:
     packages: dict[str, str]
     genai: dict[str, bool]
     nvml: dict[str, Any]
+    built_in: set[str] = field(default_factory=set)  # get_available_providers(): no plugin is ever in it
+    ep_devices: list[dict[str, Any]] = field(default_factory=list)
+    plugins: list[dict[str, Any]] = field(default_factory=list)  # registrations the ep_devices probe made
 
     def has_provider(self, ep_name: str) -> bool:
         return ep_name in self.providers
 
     def has_trt_rtx(self) -> bool:
         return any(name.lower() in _TRT_RTX_ALIASES for name in self.providers)
+
+    def trt_rtx_plugin(self) -> dict[str, Any] | None:
+        return next(
+            (plugin for plugin in self.plugins if str(plugin.get("ep_name", "")).lower() in _TRT_RTX_ALIASES), None
+        )
+
+    def trt_rtx_devices(self) -> list[dict[str, Any]]:
+        return [
+            device
+            for device in self.ep_devices
+            if str(device.get("ep_name", "")).lower() in _TRT_RTX_ALIASES
+            and (device.get("device") or {}).get("type") == "GPU"
+        ]
 
     def best_nvidia(self) -> Gpu | None:
         nvidia = [gpu for gpu in self.gpus if gpu.vendor_id == NVIDIA_VENDOR_ID or "nvml" in gpu.sources]
@@ -370,6 +388,9 @@ def _facts(answers: dict[str, dict[str, Any]], system: SystemInfo, gpus: list[Gp
         packages=packages if isinstance(packages, dict) else {},
         genai=genai if isinstance(genai, dict) else {},
         nvml=answers.get("nvml", {}),
+        built_in={name for name in _list(providers_answer, "onnxruntime") if isinstance(name, str)},
+        ep_devices=[device for device in _list(answers.get("ep_devices", {}), "devices") if isinstance(device, dict)],
+        plugins=[plugin for plugin in _list(answers.get("ep_devices", {}), "plugins") if isinstance(plugin, dict)],
     )
 
 
@@ -499,18 +520,47 @@ def _trt_rtx_status(facts: _Facts) -> ProviderStatus:
         reason = "no NVIDIA GPU found"
     else:
         reason = _trt_rtx_hardware_problem(gpu) or _driver_problem(facts, gpu, _cuda_major_needed(facts))
-    if reason is None and not facts.has_trt_rtx():
+    plugin = facts.trt_rtx_plugin()
+    built_in = any(name.lower() in _TRT_RTX_ALIASES for name in facts.built_in)
+    via_plugin = plugin is not None and not built_in
+    if reason is None and via_plugin and gpu is not None:
+        reason = _trt_rtx_plugin_problem(facts, plugin, gpu)
+    elif reason is None and not facts.has_trt_rtx():
         reason = _missing_trt_rtx(facts)
     if reason or gpu is None:
         return ProviderStatus("trt-rtx", EP_NAMES["trt-rtx"], False, reason or "", int4, int4_reason)
+    how = f" through the {_plugin_package(facts)} plugin" if via_plugin else ""
     return ProviderStatus(
         "trt-rtx",
         EP_NAMES["trt-rtx"],
         True,
-        f"TensorRT-RTX can use the {gpu.name} (compute capability {gpu.compute_capability})",
+        f"TensorRT-RTX can use the {gpu.name} (compute capability {gpu.compute_capability}){how}",
         int4,
         int4_reason,
+        plugin_library=str(plugin.get("library")) if via_plugin and plugin is not None else None,
     )
+
+
+def _plugin_package(facts: _Facts) -> str:
+    names = sorted(name for name in facts.packages if name.startswith("onnxruntime-ep-nv-tensorrt-rtx"))
+    return f"{names[-1]} {facts.packages[names[-1]]}" if names else "TensorRT-RTX"
+
+
+def _trt_rtx_plugin_problem(facts: _Facts, plugin: dict[str, Any], gpu: Gpu) -> str | None:
+    """Registered, and offering a device for this GPU: the plugin is usable; otherwise why not."""
+    if not plugin.get("registered"):
+        return str(plugin.get("reason") or "the TensorRT-RTX plugin could not be registered")
+    ids = (gpu.vendor_id, gpu.device_id)
+    for device in facts.trt_rtx_devices():
+        hardware = device.get("device") or {}
+        if None in ids or (_int(hardware.get("vendor_id")), _int(hardware.get("device_id"))) == ids:
+            return None
+    capability = _cc_tuple(gpu.compute_capability)
+    if capability is not None and capability < TRT_RTX_PLUGIN_MIN_CC:
+        need = f"it needs Ampere (compute capability 8.0) or newer, and the {gpu.name} is {gpu.compute_capability}"
+    else:
+        need = "it needs NVIDIA driver 555.85 or newer (570 for compute capability 12.x) and a working CUDA driver"
+    return f"the {_plugin_package(facts)} plugin is registered but offers no device for the {gpu.name}: {need}"
 
 
 def _missing_trt_rtx(facts: _Facts) -> str:

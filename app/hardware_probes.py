@@ -7,7 +7,8 @@ What ran for real while this was written: on Linux x86-64 without a GPU (onnxrun
 0.14.1) the provider list, get_ep_devices() (a CPU device only), onnxruntime-genai's is_*_available flags, the package
 listing, system info and NVML failing softly with no driver; on a Linux server with an NVIDIA H200, the NVML probe
 (driver, CUDA version, name, memory, compute capability, PCI ids). Both are kept in tests/data/hardware/linux_*.json.
-`record_probes` exists so a Windows user can send us a real recording.
+`record_probes` exists so a Windows user can send us a real recording. The ep_devices probe registers the TensorRT-RTX
+plugin first (app.ep_plugins) and records how that went under "plugins".
 """
 
 from __future__ import annotations
@@ -120,7 +121,15 @@ class LiveProbes:
         get_ep_devices = getattr(onnxruntime, "get_ep_devices", None)
         if get_ep_devices is None:
             return _unavailable(f"onnxruntime {onnxruntime.__version__} has no get_ep_devices (it needs 1.22 or newer)")
-        return {"available": True, "devices": [_ep_device_answer(device) for device in get_ep_devices()]}
+        from .ep_plugins import register_trt_rtx
+
+        # A plugin provider lists its devices only once its library is registered, so register first.
+        plugins = [register_trt_rtx(onnxruntime).to_dict()]
+        return {
+            "available": True,
+            "devices": [_ep_device_answer(device) for device in get_ep_devices()],
+            "plugins": plugins,
+        }
 
     def dxgi_adapters(self) -> dict[str, Any]:
         if sys.platform != "win32":

@@ -20,7 +20,7 @@ DATA = Path(__file__).parent / "data" / "hardware"
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = sorted(DATA.glob("*.json"))
 # Captured by LiveProbes, for real; the rest are hand-written.
-CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json", "linux_h100_nvml.json"}
+CAPTURED = {"linux_no_gpu.json", "linux_h200_nvml.json", "linux_h100_nvml.json", "linux_no_gpu_trt_rtx_plugin.json"}
 
 
 def recording(name: str) -> dict[str, Any]:
@@ -136,6 +136,24 @@ EXPECTED = {
         "gpus": [(None, "NVIDIA H100 80GB HBM3", True, "9.0")],
         "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
         "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "default_dml_device": None,
+    },
+    "windows11_24h2_rtx4070_cuda_trt_rtx_plugin.json": {
+        "gpus": [(0, "NVIDIA GeForce RTX 4070", True, "8.9")],
+        "usable": {"cpu": True, "dml": False, "cuda": True, "trt-rtx": True},
+        "int4": {"cpu": True, "dml": None, "cuda": True, "trt-rtx": True},
+        "default_dml_device": 0,
+    },
+    "windows11_rtx2080super_trt_rtx_plugin_no_device.json": {
+        "gpus": [(0, "NVIDIA GeForce RTX 2080 SUPER", True, "7.5")],
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "default_dml_device": 0,
+    },
+    "linux_no_gpu_trt_rtx_plugin.json": {
+        "gpus": [],
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": None},
         "default_dml_device": None,
     },
     "linux_no_gpu.json": {

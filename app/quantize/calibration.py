@@ -12,6 +12,7 @@ Nothing heavy is imported at module level: numpy, onnx, tokenizers and datasets 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -325,21 +326,46 @@ EPS = {
     "NvTensorRtRtx": "NvTensorRTRTXExecutionProvider",
 }
 EP_NAMES = {name.lower(): name for name in EPS} | {"trt-rtx": "NvTensorRtRtx", "directml": "dml"}
+# A GPU picked by the pickers' number: cuda:<NVML index>, dml:<DXGI adapter>
+_ON_GPU = re.compile(r"(cuda|dml):(\d{1,4})")
 
 
 def check_eps(requested: list[str]) -> None:
     for ep in requested:
-        if ep.lower() != "auto" and ep.lower() not in EP_NAMES:
-            raise InputError(f"calibration_eps takes auto, {', '.join(EPS)}, not '{ep}'.")
+        if ep.lower() != "auto" and ep.lower() not in EP_NAMES and not _ON_GPU.fullmatch(ep.lower()):
+            raise InputError(
+                f"calibration_eps takes auto, {', '.join(EPS)}, cuda:<GPU> or dml:<adapter>, not '{ep[:80]}'."
+            )
 
 
-def resolve_eps(requested: list[str]) -> list[str]:
-    """ModelOpt's provider names, first choice first; auto is CUDA (then CPU) when onnxruntime has it, else CPU."""
+def resolve_eps(requested: list[str], report: Any = None) -> list[str]:
+    """ModelOpt's provider names, first choice first; auto is CUDA (then CPU) when onnxruntime has it, else CPU.
+
+    cuda:N and dml:N name a GPU as the Hardware tab numbers them; app.runtime_config says it ModelOpt's way and sets
+    what the process needs for that number to mean the same GPU (CUDA's PCI order). `report`: a hardware report
+    to read instead of probing this machine.
+    """
     import onnxruntime
 
     if [ep.lower() for ep in requested] == ["auto"]:
         return ["cuda", "cpu"] if EPS["cuda"] in onnxruntime.get_available_providers() else ["cpu"]
-    return [EP_NAMES[ep.lower()] for ep in requested if ep.lower() != "auto"]
+    resolved = []
+    for ep in requested:
+        on_gpu = _ON_GPU.fullmatch(ep.lower())
+        if on_gpu:
+            from ..runtime_config import device_for, set_environment
+
+            device = device_for(on_gpu.group(1), int(on_gpu.group(2)), report)
+            set_environment(device)
+            resolved.append(device.calibration_ep())
+        elif ep.lower() != "auto":
+            resolved.append(EP_NAMES[ep.lower()])
+    return resolved
+
+
+def base_ep(ep: str) -> str:
+    """cuda:1 -> cuda: the provider without its GPU."""
+    return ep.split(":", 1)[0]
 
 
 def probe(model: Path, eps: list[str], profile: Any, feeds: dict, estimate: Callable[[float], float]) -> float:
@@ -348,8 +374,8 @@ def probe(model: Path, eps: list[str], profile: Any, feeds: dict, estimate: Call
     an estimate of how long it would take."""
     import onnxruntime
 
-    if EPS[eps[0]] not in onnxruntime.get_available_providers():
-        failed = f"calibration cannot run on {eps[0]}: this onnxruntime package has no {EPS[eps[0]]}"
+    if EPS[base_ep(eps[0])] not in onnxruntime.get_available_providers():
+        failed = f"calibration cannot run on {eps[0]}: this onnxruntime package has no {EPS[base_ep(eps[0])]}"
     else:
         try:
             return _one_batch(model, eps, profile, feeds)
@@ -371,7 +397,7 @@ class _ProbeFailed(Exception):
 def _one_batch(model: Path, eps: list[str], profile: Any, feeds: dict) -> float:
     from modelopt.onnx.quantization.ort_utils import create_inference_session
 
-    wanted = EPS[eps[0]]
+    wanted = EPS[base_ep(eps[0])]
     try:
         session = create_inference_session(str(model), eps, profile)
         if session.get_providers()[0] != wanted:
