@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.convert import human_size
 from app.fit import short_gpu_name
+from app.flavors import FLAVORS, advise
 from app.hardware import Gpu, HardwareReport, ProviderStatus
 from app.jobs.runner import app_command
 from app.presets import EP_NAMES
@@ -133,6 +134,20 @@ def status_summary(report: HardwareReport | None) -> str:
     return f"{short_gpu_name(gpu)}{size} · {marks}"
 
 
+def flavor_text(report: HardwareReport) -> str:
+    """Which flavor is installed, which would serve this PC best and why, and how to get it (app.flavors)."""
+    advice = advise(report)
+    names = [
+        f"{FLAVORS[key].label} ({FLAVORS[key].package} {report.packages[FLAVORS[key].package]})"
+        for key in advice.installed
+    ]
+    installed = " and ".join(names) or "none (no onnxruntime-genai package)"
+    if len(names) > 1:
+        installed += ": more than one flavor in one environment clash"
+    best = FLAVORS[advice.best]
+    return f"Installed: {installed}\nBest for this PC: {best.label}, because {advice.why}.\nHow: {advice.how}."
+
+
 def _mark(value: bool | None) -> str:
     return {True: "✓", False: "✗", None: "?"}[value]
 
@@ -199,6 +214,9 @@ class HardwarePane(QWidget):
         self.packages_label.setWordWrap(True)
         self.notes_label = QLabel()
         self.notes_label.setWordWrap(True)
+        self.flavor_label = QLabel()
+        self.flavor_label.setWordWrap(True)
+        self.flavor_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         picker = QFormLayout()
         picker.addRow("GPU for DirectML and the fit check:", self.gpu_combo)
         layout = QVBoxLayout(self)
@@ -206,6 +224,7 @@ class HardwarePane(QWidget):
         layout.addLayout(picker)
         layout.addWidget(self._group("GPUs", self.gpu_table), 1)
         layout.addWidget(self._group("Execution providers", self.provider_table), 1)
+        layout.addWidget(self._group("Runtime flavor", self.flavor_label))
         layout.addWidget(self._group("Installed packages", self.packages_label))
         layout.addWidget(self.notes_label)
 
@@ -229,6 +248,7 @@ class HardwarePane(QWidget):
         packages = ", ".join(f"{name} {version}" for name, version in report.packages.items()) or "none"
         providers = ", ".join(report.onnxruntime_providers) or "none"
         self.packages_label.setText(f"{packages}\nonnxruntime providers: {providers}")
+        self.flavor_label.setText(flavor_text(report))
         notes = "; ".join(f"{name}: {reason}" for name, reason in report.probe_notes.items())
         self.notes_label.setText(f"Probes with nothing to say: {notes}" if notes else "")
 
