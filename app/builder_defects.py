@@ -64,6 +64,11 @@ def _text(config: dict[str, Any]) -> dict[str, Any]:
     return text if isinstance(text, dict) else config
 
 
+def _layer_types(config: dict[str, Any]) -> set[str]:
+    types = _text(config).get("layer_types")
+    return {t for t in types if isinstance(t, str)} if isinstance(types, list) else set()
+
+
 UNCONVERTIBLE: tuple[Unconvertible, ...] = (
     Unconvertible(
         "Qwen3.5",
@@ -80,6 +85,19 @@ UNCONVERTIBLE: tuple[Unconvertible, ...] = (
         ("0.14.1",),
         "it reads rope_local_base_freq, which transformers 5 no longer sets, and loads the config itself, so the "
         "studio's repair cannot reach it",
+    ),
+    Unconvertible(
+        "gpt-oss",
+        lambda c: _type(c) == "gpt_oss",
+        ("0.14.1",),
+        "its build disagrees with PyTorch: 92 % top-1 agreement on a tiny gpt-oss, 100 % with 0.18.0",
+    ),
+    Unconvertible(
+        "Granite 4.0 H (Mamba layers)",
+        # "mamba" in the real checkpoints' config.json; transformers 5.24 writes "linear_attention".
+        lambda c: _type(c) == "granitemoehybrid" and bool({"mamba", "linear_attention"} & _layer_types(c)),
+        None,
+        "builder 0.18.0 builds GraniteMoeHybrid's attention layers only and crashes on a Mamba one",
     ),
     Unconvertible(
         "dense Gemma 4",
@@ -141,13 +159,22 @@ def unsupported_architecture(architecture: str, config: dict[str, Any], info: Bu
     return None
 
 
-def target_defect(config: dict[str, Any], ep: str, builder_version: str) -> str | None:
-    """A sentence refusing a checkpoint x provider pair whose build would not load there."""
+def target_defect(config: dict[str, Any], ep: str, builder_version: str, precision: str = "") -> str | None:
+    """A sentence refusing a checkpoint x provider (x precision) the builder cannot make or whose build would not
+    load there."""
     text = _text(config)
     if ep == "cpu" and _type(config).startswith("gemma4") and text.get("enable_moe_block"):
         return (
             "onnxruntime's CPU kernels cannot run Gemma 4's mixture of experts (GeGLU experts: 'Unsupported MoE "
             "activation type'), so a CPU build would not load; build it for CUDA (--ep cuda)."
+        )
+    quantization = config.get("quantization_config")
+    mxfp4 = isinstance(quantization, dict) and quantization.get("quant_method") == "mxfp4"
+    if _type(config) == "gpt_oss" and precision in ("int4", "int8") and not mxfp4:
+        return (
+            f"builder {builder_version} makes {precision.upper()} gpt-oss models only from the MXFP4 experts of the "
+            "original checkpoint, and this one has none (it was dequantized); convert the original, or this one at "
+            "fp32, fp16 or bf16."
         )
     return None
 

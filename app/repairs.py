@@ -140,7 +140,9 @@ def _restore_rope_local_base_freq(config: Any) -> None:
 def _has_sliding_window(config: Config) -> bool:
     text = text_config(config)
     types = text.get("layer_types") or []
-    return bool(text.get("sliding_window")) and (_model_type(config) == "gemma2" or "sliding_attention" in types)
+    return bool(text.get("sliding_window")) and (
+        _model_type(config) == "gemma2" or (isinstance(types, list) and "sliding_attention" in types)
+    )
 
 
 # --- OLMo: LayerNorm, not RMSNorm ------------------------------------------------------------------------------------

@@ -427,6 +427,61 @@ def _plain(sizes: Sizes) -> dict[str, Any]:
     return {"head_dim": sizes.head_dim, **_rope(10_000.0)}
 
 
+def _gpt_oss(sizes: Sizes) -> dict[str, Any]:
+    # gpt-oss: every layer a mixture of experts, sliding and full attention alternating, attention sinks.
+    return {
+        "head_dim": sizes.head_dim,
+        "num_local_experts": 4,
+        "num_experts_per_tok": 2,
+        "layer_types": ["sliding_attention", "full_attention"] * (sizes.num_layers // 2)
+        + ["sliding_attention"] * (sizes.num_layers % 2),
+        "sliding_window": MAX_POSITION_EMBEDDINGS,
+        "rope_parameters": {  # YaRN, as in the real models
+            "rope_type": "yarn",
+            "rope_theta": 150_000.0,
+            "factor": 32.0,
+            "beta_fast": 32.0,
+            "beta_slow": 1.0,
+            "truncate": False,
+            "original_max_position_embeddings": 4096,
+        },
+    }
+
+
+def _granite_moe_hybrid(sizes: Sizes) -> dict[str, Any]:
+    # Granite 4.0 micro: the hybrid class with attention in every layer and one always-on (shared) MLP, no experts.
+    return {
+        "layer_types": ["attention"] * sizes.num_layers,
+        "num_local_experts": 0,
+        "shared_intermediate_size": 2 * sizes.hidden_size,
+        "position_embedding_type": "rope",
+        **_rope(10_000.0),
+    }
+
+
+def granite_h_mamba_layers(num_layers: int) -> dict[str, Any]:
+    """Config overrides for the Granite 4.0 H shape: Mamba-2 layers beside attention ones (9:1 in the real models)."""
+    return {
+        "layer_types": ["mamba", "attention"] * (num_layers // 2) + ["mamba"] * (num_layers % 2),
+        "mamba_n_heads": 4,
+        "mamba_d_head": 32,
+        "mamba_n_groups": 1,
+        "mamba_d_state": 16,
+        "mamba_chunk_size": 16,
+        "position_embedding_type": "nope",
+    }
+
+
+def _lfm2_moe(sizes: Sizes) -> dict[str, Any]:
+    return _granite(sizes) | {
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": sizes.hidden_size,
+        "num_dense_layers": 1,
+        "layer_types": ["conv", "full_attention"] * (sizes.num_layers // 2) + ["conv"] * (sizes.num_layers % 2),
+    }
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "llama": Architecture(LlamaConfig, LlamaForCausalLM, _llama),
     "mistral": Architecture(MistralConfig, MistralForCausalLM, _mistral),
@@ -460,6 +515,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     "olmo": Architecture(_hf("olmo", "OlmoConfig"), _hf("olmo", "OlmoForCausalLM"), _granite),
     "ernie4_5": Architecture(_hf("ernie4_5", "Ernie4_5Config"), _hf("ernie4_5", "Ernie4_5ForCausalLM"), _plain),
     "lfm2": Architecture(_hf("lfm2", "Lfm2Config"), _hf("lfm2", "Lfm2ForCausalLM"), _granite),
+    "gpt_oss": Architecture(_hf("gpt_oss", "GptOssConfig"), _hf("gpt_oss", "GptOssForCausalLM"), _gpt_oss),
+    "granitemoehybrid": Architecture(
+        _hf("granitemoehybrid", "GraniteMoeHybridConfig"),
+        _hf("granitemoehybrid", "GraniteMoeHybridForCausalLM"),
+        _granite_moe_hybrid,
+    ),
+    "lfm2_moe": Architecture(_hf("lfm2_moe", "Lfm2MoeConfig"), _hf("lfm2_moe", "Lfm2MoeForCausalLM"), _lfm2_moe),
 }
 """Architecture name -> how to build its config and model. Gemma, Gemma2 and SmolLM3 tie their embeddings by default."""
 
