@@ -8,8 +8,13 @@ what it made the way a user would, writes forge.json, and only then moves the fo
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import ctypes
+import gc
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -332,14 +337,20 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
             plan.checkpoint = checkpoint
         built = root / "model"
         progress = BuilderProgress(emit, num_layers=plan.checkpoint.num_layers)
+        progress.stage(1, "starting", "loading the model builder (torch, transformers, onnx)")
         with progress.capture():
             repairs = build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
-        progress.stage(97, "checking", "loading the tokenizer and generating a few tokens")
-        check = verify_output(built, plan.options.execution_provider) if request.check else {"verdict": "not checked"}
+        release_memory()  # the builder's weights are garbage now: the check must not stack its model on them
+        progress.stage(97, "checking", "loading the tokenizer and generating a few tokens, hashing the files")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            hashing = pool.submit(manifest.file_records, built)  # reads the files while the check runs the model
+            unchecked = {"verdict": "not checked"}
+            check = verify_output(built, plan.options.execution_provider) if request.check else unchecked
+            files = hashing.result()
         if check["verdict"] == "failed":
             raise OutputError(f"the built model does not work: {check['error']}")
         record = manifest.build_manifest(
-            built,
+            files,
             source=manifest.source_record(request.source, source, plan.hub_id, revision),
             options=plan.options,
             checkpoint=plan.checkpoint,
@@ -360,6 +371,15 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         return result
     finally:
         staging.remove(root, success=placed)
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: glibc keeps a freed heap for reuse, so the process would stay at the
+    builder's peak while the check loads the new model on top of it."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def build_model(source: Path, output: Path, cache: Path, options: BuildOptions, trust_remote_code: bool) -> list[str]:
