@@ -393,7 +393,12 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_dict())
     else:
+        from .flavors import FLAVORS, advise
+
+        advice = advise(report)
         print(format_report(report))
+        installed = ", ".join(FLAVORS[key].label for key in advice.installed) or "none"
+        print(f"Runtime flavor: {installed}; best here: {FLAVORS[advice.best].label} ({advice.why}). {advice.how}.")
     return 0
 
 

@@ -257,10 +257,11 @@ def _disk_fit(size: int, free: int) -> Fit:
 def recommended(info: CheckpointInfo | None, report: HardwareReport) -> tuple[str, str]:
     """(preset id, reason in words): the preset guide's tables for the family and the GPU, then moved to the
     family's alternative where this PC cannot run the choice or the model would not fit."""
-    nvidia = [gpu for gpu in report.gpus if is_nvidia(gpu)]
+    usable = report.usable_providers()
+    # A GPU this PC cannot run a model on (no usable GPU provider) is the CPU case, as a machine without one is.
+    nvidia = [gpu for gpu in report.gpus if is_nvidia(gpu)] if usable - {"cpu"} else []
     family = info.family if info else None
     preset_id, alternative, reason = recommend(family, bool(nvidia), any(is_modern_nvidia(gpu) for gpu in nvidia))
-    usable = report.usable_providers()
     if preset_id != alternative and not set(valid_eps(PRESETS[preset_id])) & usable:
         return alternative, _unrunnable_reason(preset_id, alternative, reason)
     ep = default_ep(PRESETS[preset_id], usable)

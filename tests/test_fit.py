@@ -183,11 +183,18 @@ def test_unknown_size_or_memory_is_tight(demo):
 def test_recommendation_follows_family_and_gpu(demo):
     assert recommended(demo, machine("windows11_rtx4090_directml")) == (
         "fp16",
-        "FP16 - Recommended (GPU) is the recommended preset for llama models.",
+        "FP16 - Half Precision (GPU) is the recommended preset for llama models.",
     )
     preset, reason = recommended(demo, machine("linux_no_gpu"))
-    assert preset == "fp32"  # the guide's hardware table: CPU -> FP32, INT4 as the alternative
-    assert "no NVIDIA GPU" in reason
+    assert preset == "int4"  # the CPU: INT4, the smallest and fastest build, FP32 as the alternative
+    assert "no GPU this PC can run models on" in reason
+
+
+def test_a_gpu_no_provider_can_use_is_the_cpu_case(demo):
+    report = machine("windows11_rtx4090_directml")
+    cpu_only = dataclasses.replace(report, providers=[p for p in report.providers if p.name == "cpu"])
+    assert cpu_only.usable_providers() == {"cpu"}
+    assert recommended(demo, cpu_only) == recommended(demo, machine("linux_no_gpu"))
 
 
 def test_bf16_families_need_a_provider_that_runs_bf16(demo):
@@ -208,9 +215,10 @@ def test_recommendation_moves_to_int4_when_the_model_would_not_fit(llama_8b):
 
 def test_recommendation_without_a_checkpoint_uses_the_hardware_table():
     assert recommended(None, machine("linux_no_gpu")) == (
-        "fp32",
-        "no NVIDIA GPU here: FP32 - Full Precision (CPU) is the guide's choice for CPU.",
+        "int4",
+        recommended(None, machine("linux_no_gpu"))[1],
     )
+    assert "INT4 - 4-bit Quantized is the choice for the CPU" in recommended(None, machine("linux_no_gpu"))[1]
 
 
 def test_modern_gpus():

@@ -162,5 +162,5 @@ def test_recommendations_follow_the_guides_tables():
     assert recommend("gemma", has_nvidia_gpu=True, modern_gpu=True)[0] == "bf16"
     preset, _, reason = recommend("phi3", has_nvidia_gpu=True, modern_gpu=False)
     assert preset == "int4-bf16" and "RTX 30xx" in reason
-    assert recommend("llama", has_nvidia_gpu=False, modern_gpu=False)[:2] == ("fp32", "int4")
+    assert recommend("llama", has_nvidia_gpu=False, modern_gpu=False)[:2] == ("int4", "fp32")
     assert recommend("unknownfamily", has_nvidia_gpu=True, modern_gpu=False)[:2] == ("fp16", "int4-fp16")

@@ -14,10 +14,16 @@ from app.convert import ConvertRequest
 from app.hardware import probe_hardware
 from app.hardware_probes import RecordedProbes
 from app.paths import demo_checkpoint, models_dir
-from app.presets import PRESETS, settable_options
+from app.presets import PRESETS, builder_key, settable_options
 from tests.conftest import ROOT
 from ui.presets import PresetPane
 from ui.widgets.options_form import OptionsForm
+
+# Option names as the installed builder spells them (0.18: generic names; up to 0.15: int4_*).
+BLOCK = builder_key("int4_block_size")
+SYMMETRIC = builder_key("int4_is_symmetric")
+ALGO = builder_key("int4_algo_config")
+EXCLUDE = builder_key("int4_nodes_to_exclude")
 
 # The offscreen platform plugin says this whenever a shown dialog's layout sets its minimum size.
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -86,13 +92,13 @@ def test_provider_combo_marks_what_runs_here(pane, demo):
 def test_fp16_is_disabled_on_the_cpu_with_the_alternatives(pane, demo):
     pane_for(pane, demo, "linux_no_gpu")  # this machine's recording
     assert pane.selected_ep() == "cpu"
-    assert pane.recommended_id == "fp32"
-    assert "no NVIDIA GPU" in pane.cards["fp32"].recommended_label.text()
+    assert pane.recommended_id == "int4"
+    assert "no GPU this PC can run models on" in pane.cards["int4"].recommended_label.text()
     fp16 = pane.cards["fp16"]
     assert not fp16.available and not fp16.checkbox.isEnabled()
-    assert fp16.toolTip() == (
+    assert fp16.toolTip().startswith(
         "the builder cannot make FP16 models for CPU: for FP16 pick --ep cuda or dml or trt-rtx, "
-        "or on CPU pick precision fp32 or int4."
+        "or on CPU pick precision fp32 or int4"  # "or int8" too where the installed builder makes it
     )
     assert fp16.badge.text() == "not for this provider"
     assert pane.cards["fp32"].available and pane.cards["int4"].available
@@ -182,20 +188,20 @@ def test_custom_dialog_validates_and_its_options_reach_the_request(qtbot, pane, 
     assert form.values() == {"precision": "int4"}  # a fresh form starts from a precision the CPU can take
     assert dialog.ok_button.isEnabled()
     form.field("precision").setCurrentIndex(form.field("precision").findData("fp32"))
-    block = form.field("int4_block_size")
+    block = form.field(BLOCK)
     block.setCurrentIndex(block.findData("64"))
-    assert form.error_label.text() == "int4_block_size only apply to int4 precision; remove them or set precision=int4."
+    assert form.error_label.text().startswith(f"{BLOCK} only apply to int4")
     assert not dialog.ok_button.isEnabled()
     form.field("precision").setCurrentIndex(form.field("precision").findData("int4"))
     assert dialog.ok_button.isEnabled()
-    assert "--extra_options" in form.command_label.text() and "int4_block_size=64" in form.command_label.text()
+    assert "--extra_options" in form.command_label.text() and f"{BLOCK}=64" in form.command_label.text()
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert pane.custom_dialog is None
-    assert pane.custom_overrides == {"precision": "int4", "int4_block_size": "64"}
+    assert pane.custom_overrides == {"precision": "int4", BLOCK: "64"}
     assert pane.cards["custom"].is_ticked()
     assert pane.cards["custom"].precision_label.text() == "Precision: INT4"
     (request,) = convert(qtbot, pane)
-    assert (request.preset, request.overrides) == ("custom", {"precision": "int4", "int4_block_size": "64"})
+    assert (request.preset, request.overrides) == ("custom", {"precision": "int4", BLOCK: "64"})
     assert Path(request.output) == models_dir() / "demo-custom"
 
 
@@ -212,18 +218,18 @@ def test_options_form_is_generated_from_the_builder(qtbot):
     form = OptionsForm("dml")
     qtbot.addWidget(form)
     assert list(form._fields) == settable_options()
-    assert isinstance(form.field("int4_is_symmetric"), QCheckBox)
-    assert form.field("int4_is_symmetric").isChecked()  # the builder's help says "Default is true."
-    assert isinstance(form.field("int4_algo_config"), QComboBox)
-    assert form.field("int4_algo_config").findData("k_quant_mixed") >= 0
-    assert isinstance(form.field("int4_nodes_to_exclude"), QLineEdit)
-    assert "block size" in form.field("int4_block_size").toolTip()
+    assert isinstance(form.field(SYMMETRIC), QCheckBox)
+    assert form.field(SYMMETRIC).isChecked()  # the builder's help says "Default is true."
+    assert isinstance(form.field(ALGO), QComboBox)
+    assert form.field(ALGO).findData("k_quant_mixed") >= 0
+    assert isinstance(form.field(EXCLUDE), QLineEdit)
+    assert "block size" in form.field(BLOCK).toolTip()
     assert form.values() == {}
     assert form.is_valid()
 
 
 def test_options_form_shows_conflicts_and_takes_values(qtbot):
-    form = OptionsForm("cuda", {"precision": "int4", "int4_nodes_to_exclude": "/lm_head/MatMul"})
+    form = OptionsForm("cuda", {"precision": "int4", EXCLUDE: "/lm_head/MatMul"})
     qtbot.addWidget(form)
     with qtbot.waitSignal(form.validity_changed) as signal:
         form.field("exclude_lm_head").setChecked(True)
@@ -232,11 +238,11 @@ def test_options_form_shows_conflicts_and_takes_values(qtbot):
     assert not form.is_valid()
     assert form.error_label.text() == "exclude_lm_head and prune_lm_head cannot be used together; keep one of them."
     form.field("prune_lm_head").setChecked(False)
-    form.field("int4_is_symmetric").setChecked(False)
+    form.field(SYMMETRIC).setChecked(False)
     assert form.values() == {
         "precision": "int4",
-        "int4_is_symmetric": "false",
-        "int4_nodes_to_exclude": "/lm_head/MatMul",
+        SYMMETRIC: "false",
+        EXCLUDE: "/lm_head/MatMul",
         "exclude_lm_head": "true",
     }
     form.set_ep("webgpu")
