@@ -273,3 +273,16 @@ def test_a_cancelled_job_says_what_is_on_disk_and_a_killed_window_keeps_its_prog
     row = window.jobs._model.row_of(job_id)
     assert window.jobs._model.index(row, PROGRESS_COL).data(STATE_ROLE) == "cancelled"
     assert record.progress > 0  # the bar stays where the job stopped, drawn grey, not as work in progress
+
+
+# --- 9: one star, and the CPU is steered to INT4 --------------------------------------------------------------------
+
+
+def test_a_cpu_only_machine_gets_one_star_on_int4(qtbot):
+    pane = PresetPane()
+    qtbot.addWidget(pane)
+    pane.set_hardware(probe_hardware(RecordedProbes(RECORDINGS / "linux_no_gpu.json")))
+    pane.set_checkpoint(inspect_checkpoint(demo_checkpoint()), "demo")
+    starred = [preset_id for preset_id, card in pane.cards.items() if card.recommended_label.isVisibleTo(pane)]
+    assert starred == ["int4"] and pane.recommended_id == "int4"
+    assert all("Recommended" not in card.checkbox.text() for card in pane.cards.values())
