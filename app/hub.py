@@ -230,13 +230,13 @@ def _search_result(model: Any) -> HubSearchResult:
 
 
 def _weights_size(safetensors: Any) -> int | None:
-    from app.checkpoints import _DTYPE_BYTES  # the inspector's safetensors dtype table
+    from app.weights import DTYPE_BYTES  # the inspector's safetensors dtype table
 
     if not safetensors or not safetensors.parameters:
         return None
-    if any(dtype not in _DTYPE_BYTES for dtype in safetensors.parameters):
+    if any(dtype not in DTYPE_BYTES for dtype in safetensors.parameters):
         return None
-    return sum(count * _DTYPE_BYTES[dtype] for dtype, count in safetensors.parameters.items())
+    return sum(count * DTYPE_BYTES[dtype] for dtype, count in safetensors.parameters.items())
 
 
 @contextmanager
