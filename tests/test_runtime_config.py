@@ -336,3 +336,25 @@ def test_calibration_eps_that_are_not_ones_are_refused(ep: str) -> None:
 
 def test_calibration_eps_accept_a_gpu() -> None:
     calibration.check_eps(["cuda:0", "DML:3", "cpu", "auto"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_hardware_command_names_the_flavor() -> None:
+    from tests.conftest import run_main
+
+    done = run_main("hardware")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("Runtime flavor: ")
+
+
+@pytest.mark.parametrize("value", ["", "-1", "x", "1e3", "99999999999999999999"])
+def test_bench_device_id_that_is_not_a_gpu_number_is_refused_in_one_line(value: str, tmp_path: Path) -> None:
+    from tests.conftest import run_main
+
+    done = run_main("bench", str(tmp_path), "--device-id", value)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr
