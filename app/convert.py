@@ -201,11 +201,11 @@ def check_output(output: Path, source: Path | None, overwrite: bool) -> staging.
     if not _can_write(writable):
         raise OutputError(f"{writable} cannot be written to; choose an output folder you can write to.")
     if source is not None:
-        if output == source or _is_inside(output, source):
+        if output == source or staging.is_inside(output, source):
             raise OutputError(
                 f"the output {output} is inside the source checkpoint {source}; choose a folder outside it."
             )
-        if _is_inside(source, output):
+        if staging.is_inside(source, output):
             raise OutputError(
                 f"the source checkpoint {source} is inside the output {output}; choose another output folder."
             )
@@ -225,14 +225,6 @@ def _can_write(folder: Path) -> bool:
     except OSError:
         return False
     return True
-
-
-def _is_inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def estimate_needs(checkpoint: CheckpointInfo | None, options: BuildOptions) -> tuple[int, int]:

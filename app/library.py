@@ -19,6 +19,7 @@ from . import manifest
 from .checkpoints import inspect_checkpoint, weight_files
 from .errors import ForgeError, InputError, ModelLoadError
 from .paths import data_dir, models_dir
+from .staging import is_inside
 
 CHECKPOINT_MARKER = "config.json"
 ONNX_MARKER = "genai_config.json"
@@ -241,7 +242,7 @@ class Library:
         with self._lock:
             kept = [item for item in self._folders if item.path != key]
             # A converted model is found by the models-folder scan too: forgetting the stored copy alone keeps it.
-            if len(kept) == len(self._folders) or _is_inside(Path(key), models_dir()):
+            if len(kept) == len(self._folders) or is_inside(Path(key), models_dir()):
                 self._hidden.add(key)
             self._folders = kept
             self._save()
@@ -273,7 +274,7 @@ class Library:
         return [self._inspect(stored, child) for child in found or [folder]]
 
     def _inspect(self, stored: _Stored, folder: Path) -> LibraryEntry:
-        origin = "converted" if _is_inside(folder, models_dir()) else stored.origin
+        origin = "converted" if is_inside(folder, models_dir()) else stored.origin
         name = stored.repo_id if stored.repo_id and folder == Path(stored.path) else None
         return inspect_folder(folder, origin, name=name, repo_id=stored.repo_id, revision=stored.revision)
 
@@ -321,13 +322,6 @@ def _unique(entries: Any) -> list[LibraryEntry]:
             seen.add(entry.path)
             unique.append(entry)
     return unique
-
-
-def _is_inside(folder: Path, root: Path) -> bool:
-    try:
-        return folder.resolve().is_relative_to(root.resolve())
-    except OSError:
-        return False
 
 
 # --- the Hugging Face cache -------------------------------------------------------------------------------------------

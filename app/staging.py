@@ -147,6 +147,13 @@ def remove_mine() -> None:
         remove(root, success=False)
 
 
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def sweep(*beside: Path) -> list[Path]:
     """Remove staging folders whose owner is dead: those recorded in the data dir, and those next to each
     folder in `beside` (an output about to be planned). Returns what was removed."""
@@ -184,13 +191,6 @@ def sweep(*beside: Path) -> list[Path]:
 # --- worker specs --------------------------------------------------------------------------------------------
 
 
-def _age_seconds(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
 def write_spec(spec: dict[str, Any]) -> Path:
     """A worker's job spec as a private file: a spec can be larger than the system's argument limit."""
     folder = data_dir() / "specs"
@@ -225,7 +225,7 @@ class OutputState:
     """What an output path held when the plan looked: nothing, an empty folder, or these files."""
 
     kind: str
-    """absent, empty or folder."""
+    """absent, file, empty or folder."""
     listing: list[list[Any]] = field(default_factory=list)
     """[relative path, size, mtime_ns] of every file, sorted; only for a folder."""
 
@@ -261,10 +261,10 @@ def check_replaceable(output: Path, source: Path | None) -> None:
     the source, a Hugging Face cache nor the studio's own data."""
     caches = _hub_caches()
     for what, path in [("the source checkpoint", source), ("the studio's data folder", data_dir()), *caches]:
-        if path is not None and _is_inside(path, output):
+        if path is not None and is_inside(path, output):
             raise OutputError(f"{output} holds {what} ({path}), so it is not replaced; choose another output folder.")
     for what, path in [("the source checkpoint", source), *caches]:
-        if path is not None and _is_inside(output, path):
+        if path is not None and is_inside(output, path):
             raise OutputError(f"{output} is inside {what} ({path}), so it is not replaced; choose another folder.")
     entries = list(output.iterdir())
     if not any((output / marker).is_file() for marker in _MODEL_MARKERS):
@@ -309,7 +309,8 @@ def _hub_caches() -> list[tuple[str, Path]]:
     ]
 
 
-def _is_inside(child: Path, parent: Path) -> bool:
+def is_inside(child: Path, parent: Path) -> bool:
+    """Whether child is parent or below it, links resolved; False where either cannot be resolved."""
     try:
         child.expanduser().resolve().relative_to(parent.expanduser().resolve())
         return True

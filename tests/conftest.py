@@ -73,3 +73,14 @@ def mount_tmpfs(tmp_path):
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], check=True)
+
+
+@pytest.fixture(scope="session")
+def demo_int4(tmp_path_factory):
+    """The demo converted to INT4 for the CPU, once per session (copy it before changing it)."""
+    from app.convert import ConvertRequest, plan_conversion, run_conversion
+
+    output = tmp_path_factory.mktemp("demo-build") / "demo-int4"
+    request = ConvertRequest("demo", str(output), preset="int4", ep="cpu", check=False)
+    run_conversion(plan_conversion(request, usable_eps={"cpu"}), lambda message: None)
+    return output

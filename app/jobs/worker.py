@@ -11,7 +11,6 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import sys
 import threading
 import traceback
@@ -185,13 +184,13 @@ def os_error_sentence(error: OSError, spec: dict[str, Any]) -> str:
     """One sentence for a failure of the disk or the file system, saying what to do."""
     name = error.filename or "a file"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        from ..convert import existing_ancestor, human_size
+        from ..convert import disk_needed, existing_ancestor, free_disk_bytes, human_size
 
         try:
             drive = existing_ancestor(Path(spec.get("request", spec)["output"]).expanduser())
-            room = f" ({human_size(shutil.disk_usage(drive).free)} free on {drive} now"
+            room = f" ({human_size(free_disk_bytes(drive))} free on {drive} now"
             needed = spec.get("output_bytes")
-            room += f"; this build needs about {human_size(int(needed * 1.1))})" if needed else ")"
+            room += f"; this build needs about {human_size(disk_needed(needed))})" if needed else ")"
         except (KeyError, TypeError, ValueError, OSError):
             room = ""
         return (

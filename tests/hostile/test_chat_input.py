@@ -12,16 +12,6 @@ from app.chat import valid_text
 from tests.hostile.contract import ROOT
 
 
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory):
-    from app.convert import ConvertRequest, plan_conversion, run_conversion
-
-    out = tmp_path_factory.mktemp("chat-input") / "demo-int4"
-    request = ConvertRequest("demo", str(out), preset="int4", ep="cpu", check=False)
-    run_conversion(plan_conversion(request, usable_eps={"cpu"}), lambda message: None)
-    return out
-
-
 def chat(*args: bytes, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable.encode(), str(ROOT / "main.py").encode(), b"chat", *args],
@@ -36,15 +26,15 @@ def chat(*args: bytes, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]
 @pytest.mark.parametrize(
     "stdin", [b"hi \xff\xfe there\n", b"\xc3\n", b"\xed\xa0\x80 surrogate bytes\n", b"\x00\x01\x02\n"]
 )
-def test_bytes_that_are_not_utf8_on_the_chat_stdin_are_answered(stdin, demo_model):
-    result = chat(str(demo_model).encode(), stdin=stdin)
+def test_bytes_that_are_not_utf8_on_the_chat_stdin_are_answered(stdin, demo_int4):
+    result = chat(str(demo_int4).encode(), stdin=stdin)
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     assert b"tokens" in result.stderr  # a reply's figures line: the turn was answered
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX argv carries raw bytes")
-def test_a_prompt_argument_that_is_not_utf8_is_answered(demo_model):
-    result = chat(str(demo_model).encode(), b"--prompt", b"a\xffb")
+def test_a_prompt_argument_that_is_not_utf8_is_answered(demo_int4):
+    result = chat(str(demo_int4).encode(), b"--prompt", b"a\xffb")
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
 
 

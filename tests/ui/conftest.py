@@ -44,14 +44,3 @@ def drag_enter_and_drop(widget, mime):
     except TypeError:
         enter = QDragEnterEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)
     return enter, QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, buttons, modifiers)
-
-
-@pytest.fixture(scope="session")
-def demo_int4(tmp_path_factory):
-    """The demo converted to INT4 for the CPU, once per session (copy it before changing it)."""
-    from app.convert import ConvertRequest, plan_conversion, run_conversion
-
-    output = tmp_path_factory.mktemp("demo-build") / "demo-int4"
-    request = ConvertRequest("demo", str(output), preset="int4", ep="cpu", check=False)
-    run_conversion(plan_conversion(request, usable_eps={"cpu"}), lambda message: None)
-    return output
