@@ -467,11 +467,11 @@ def usable_providers_in_child() -> set[str]:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import ConvertRequest, plan_conversion
+    from .convert import ConvertRequest, plan_conversion, resolve_output
     from .jobs.console import convert_all
 
     preset_ids = options.no_repeats(args.preset or [["int4"]], "--preset")
-    output = Path(args.output)
+    output = resolve_output(args.output)  # before it becomes a Path: Path("") is the current folder
     usable = None if args.ep else usable_providers_in_child()
     plans = []
     for preset_id in preset_ids:

@@ -71,6 +71,8 @@ def test_preset_lists_have_no_empty_or_repeated_names(text):
         (["chat", "m", "--top-p", "1.5"], "out of range"),
         (["chat", "m", "--seed", str(2**70)], "out of range"),
         (["chat", "m", "--seed", "9" * 5000], "is not a whole number"),
+        (["convert", "demo", "-o", "", "--ep", "cpu"], "the output folder is empty"),
+        (["convert", "demo", "-o", " ", "--preset", "int4,fp32", "--ep", "cpu"], "the output folder is empty"),
         (["convert", "demo", "-o", "x", "--preset", ","], "empty preset name"),
         (["convert", "demo", "-o", "x", "--preset", "int4,int4"], "twice"),
         (["convert", "demo", "-o", "x", "--preset", "int4", "--preset", "int4"], "twice"),
