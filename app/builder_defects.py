@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .builder_info import BuilderInfo
+from .checkpoint_config import text_config
 
 
 def _is_014(version: str) -> bool:
@@ -59,13 +60,8 @@ def _type(config: dict[str, Any]) -> str:
     return str(config.get("model_type", ""))
 
 
-def _text(config: dict[str, Any]) -> dict[str, Any]:
-    text = config.get("text_config")
-    return text if isinstance(text, dict) else config
-
-
 def _layer_types(config: dict[str, Any]) -> set[str]:
-    types = _text(config).get("layer_types")
+    types = text_config(config).get("layer_types")
     return {t for t in types if isinstance(t, str)} if isinstance(types, list) else set()
 
 
@@ -101,7 +97,7 @@ UNCONVERTIBLE: tuple[Unconvertible, ...] = (
     ),
     Unconvertible(
         "dense Gemma 4",
-        lambda c: _type(c).startswith("gemma4") and not _text(c).get("enable_moe_block", False),
+        lambda c: _type(c).startswith("gemma4") and not text_config(c).get("enable_moe_block", False),
         None,
         "builder 0.18.0 builds Gemma4ForConditionalGeneration as the mixture-of-experts Gemma 4 (26B-A4B) only and "
         "crashes on a dense one",
@@ -162,7 +158,7 @@ def unsupported_architecture(architecture: str, config: dict[str, Any], info: Bu
 def target_defect(config: dict[str, Any], ep: str, builder_version: str, precision: str = "") -> str | None:
     """A sentence refusing a checkpoint x provider (x precision) the builder cannot make or whose build would not
     load there."""
-    text = _text(config)
+    text = text_config(config)
     if ep == "cpu" and _type(config).startswith("gemma4") and text.get("enable_moe_block"):
         return (
             "onnxruntime's CPU kernels cannot run Gemma 4's mixture of experts (GeGLU experts: 'Unsupported MoE "

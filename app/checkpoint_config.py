@@ -43,7 +43,9 @@ TOKENIZER_BINARY = ("tokenizer.model", "tiktoken.model", "chat_template.jinja", 
 
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
-    text = config.get("text_config", config)
+    """The decoder's settings: a multimodal config's `text_config`, else the config itself (also where that key is
+    null or not an object)."""
+    text = config.get("text_config")
     return text if isinstance(text, dict) else config
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .builder_defects import checkpoint_defect, unsupported_architecture
 from .builder_info import builder_info
-from .checkpoint_config import MAX_CONFIG_BYTES, check_config, check_tokenizer_files, config_dims
+from .checkpoint_config import MAX_CONFIG_BYTES, check_config, check_tokenizer_files, config_dims, text_config
 from .errors import CheckpointError
 from .repairs import repairs_for
 from .weights import check_tensors, load_json_file, scan_safetensors, shard_files
@@ -84,7 +84,7 @@ def weight_files(folder: Path) -> tuple[list[Path], list[Path]]:
 
 def estimate_parameters(config: dict[str, Any]) -> int:
     """Decoder-only parameter count from config sizes, for checkpoints whose weights we cannot scan."""
-    text = config.get("text_config", config)
+    text = text_config(config)
     hidden = int(text.get("hidden_size", 0))
     layers = int(text.get("num_hidden_layers", 0))
     vocab = int(text.get("vocab_size", 0))
@@ -113,7 +113,7 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         raise CheckpointError(f"{folder / 'config.json'} names no architecture; this checkpoint cannot be converted.")
     check_config(config, folder / "config.json")
     check_tokenizer_files(folder)
-    text = config.get("text_config", config)
+    text = text_config(config)
     architecture = architectures[0]
     info = builder_info()
     _, bins = weight_files(folder)

@@ -25,6 +25,7 @@ from typing import Any
 
 from . import manifest, staging
 from .builder_defects import checkpoint_warning, target_defect
+from .checkpoint_config import text_config
 from .checkpoints import CheckpointInfo, check_convertible, inspect_checkpoint, read_config
 from .errors import InputError, OutputError
 from .jobs.protocol import Message
@@ -135,7 +136,7 @@ def plan_conversion(request: ConvertRequest, usable_eps: set[str] | None) -> Con
         defect = target_defect(config, ep, checkpoint.builder_version, options.precision)
         if defect:
             raise InputError(defect)
-        defect_warning = checkpoint_warning(config.get("text_config", config), checkpoint.builder_version)
+        defect_warning = checkpoint_warning(text_config(config), checkpoint.builder_version)
         if defect_warning:
             warnings.append(defect_warning)
     if checkpoint and checkpoint.needs_remote_code and not request.trust_remote_code:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoint_config import text_config
 from .presets import BuildOptions, _flag_value
 
 Config = dict[str, Any]
@@ -43,11 +44,6 @@ class Repair:
     """Replaces a builder method while the builder runs."""
     fix_output: Callable[[Path], None] | None = None
     """Fixes the built folder in place."""
-
-
-def text_config(config: Config) -> Config:
-    text = config.get("text_config")
-    return text if isinstance(text, dict) else config
 
 
 def _model_type(config: Config) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.checkpoints import inspect_checkpoint
@@ -378,6 +378,7 @@ def test_any_config_size_is_refused_in_one_sentence_unless_it_matches_the_weight
     key=st.sampled_from(["max_position_embeddings", "text_config", "quantization_config", "architectures"]),
     value=ANY_JSON,
 )
+@example(key="text_config", value=None)  # found by Hypothesis: estimate_parameters read a null text_config
 def test_any_config_value_is_refused_in_one_sentence_or_accepted(checkpoints, key, value):
     scratch, folder = _fresh(checkpoints("llama"))
     with scratch:
