@@ -194,7 +194,7 @@ def test_switching_models_ends_the_old_child(qtbot, pane, demo_builds):
     qtbot.waitUntil(lambda: not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE)
 
 
-def test_a_folder_dropped_on_the_window_can_be_chatted_with(qtbot, demo_builds):
+def test_a_folder_dropped_on_the_window_can_be_chatted_with(qtbot, demo_builds, monkeypatch):
     import psutil
 
     from tests.ui.test_main_window import RECORDINGS, RecordedProbes, drop_on, probe_hardware
@@ -212,7 +212,10 @@ def test_a_folder_dropped_on_the_window_can_be_chatted_with(qtbot, demo_builds):
     window.tabs.setCurrentWidget(window.chat)
     load(qtbot, column)
     pid = column.process.pid
+    asked: list[str] = []
+    monkeypatch.setattr(window, "confirm_close", lambda busy: asked.append(busy) or True)  # the user says Yes
     window.close()  # ends the chat child too
+    assert asked and "chat" in asked[0]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
