@@ -98,24 +98,14 @@ def run_measured(command: list[str]) -> tuple[float, int]:
 
 
 def bench(name: str, source: Path, preset: str, runs: int, work: Path, check: bool) -> None:
-    from app.builder_info import builder_info
+    from app.manifest import builder_command
     from app.presets import resolve
 
-    flags = resolve(preset, "cpu").builder_flags(builder_info())
     bare_out, forge_out, cache = work / "bare", work / "forge", work / "cache"
-    bare = [
-        sys.executable,
-        "-m",
-        "onnxruntime_genai.models.builder",
-        "-i",
-        str(source),
-        "-o",
-        str(bare_out),
-        "-c",
-        str(cache),
-        *flags,
-        "hf_remote=false",
-    ]
+    # The builder command forge.json records for this build, as a user would replay it (hf_remote=false included).
+    recorded = builder_command(str(source), resolve(preset, "cpu"))
+    output_at = recorded.index("OUT")
+    bare = [sys.executable, *recorded[1:output_at], str(bare_out), "-c", str(cache), *recorded[output_at + 1 :]]
     forge = [
         sys.executable,
         str(ROOT / "main.py"),
