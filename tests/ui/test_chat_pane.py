@@ -15,8 +15,10 @@ from ui.chat import ChatColumn, ChatPane
 LOAD_MS = 60_000
 REPLY_MS = 60_000
 # With this seed and temperature the demo samples all the way to the maximum length (507 new tokens) without
-# an end-of-text token: a reply long enough to stop half-way. Sampling with a seed is repeatable.
-LONG_REPLY = {"do_sample": True, "temperature": 5.0, "top_k": 1000, "top_p": 1.0, "seed": 2}
+# an end-of-text token: a reply long enough to stop half-way. Sampling with a seed is repeatable, per generation:
+# onnxruntime-genai 0.18 draws differently from 0.14.1 (whose seed 2 ran to the end; on 0.18 it stops at
+# 151; seed 10 runs to the end).
+LONG_REPLY = {"do_sample": True, "temperature": 5.0, "top_k": 1000, "top_p": 1.0, "seed": 10}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,8 @@ def test_a_reply_streams_in_and_the_second_turn_includes_the_first(qtbot, pane):
     assert sum(counts) > 100 and "".join(batches) == first.text
     assert any(" tokens" in text for text in live)  # live figures while streaming
     shown = column.view.toPlainText()
-    assert first.text.strip() in shown and first.figures() in shown
+    # A sampled reply may hold a bare carriage return, which a text view shows as a line break.
+    assert first.text.strip().replace("\r\n", "\n").replace("\r", "\n") in shown and first.figures() in shown
     assert "context" in column.status.text()
 
     set_settings(pane, {"do_sample": False})
