@@ -26,6 +26,19 @@ def size_of(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file() and not item.is_symlink())
 
 
+def builder_sources() -> list[str]:
+    """The installed model builder's top-level .py files (builder.py imports its neighbours by bare name, and which
+    they are changes between generations: quantized_model.py up to 0.14, builder_config.py from 0.18)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime_genai")
+    models = Path(spec.origin).parent / "models" if spec and spec.origin else None
+    if models is None or not models.is_dir():
+        return ["onnxruntime_genai/models/builder.py"]
+    found = sorted(path.relative_to(models.parent.parent).as_posix() for path in models.glob("*.py"))
+    return [*found, "onnxruntime_genai/models/builders/base.py"]
+
+
 def internal_dir(bundle: Path) -> Path:
     internal = bundle / "_internal"
     return internal if internal.is_dir() else bundle
@@ -58,9 +71,7 @@ def problems(bundle: Path) -> list[str]:
     if not runtime:
         found.append(f"no onnxruntime library in {capi}")
     on_disk = [
-        "onnxruntime_genai/models/builder.py",
-        "onnxruntime_genai/models/builders/base.py",
-        "onnxruntime_genai/models/quantized_model.py",
+        *builder_sources(),
         "onnxruntime/transformers/float16.py",
         "onnxruntime/transformers/fusion_utils.py",
         "onnxruntime/transformers/onnx_model.py",

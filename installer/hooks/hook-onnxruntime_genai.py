@@ -1,7 +1,8 @@
 """onnxruntime-genai has no contributed hook. Its native library, every module of the model builder, and the
-builder's .py files on disk: builder.py imports `builders` and `quantized_model` by bare name after appending
-its folder to sys.path, and app/builder_info.py reads builder.py's source to learn what it can build. The
-distribution's metadata is how the studio finds which flavor is installed and its version.
+builder's .py files on disk: builder.py imports its neighbours (`builders`, and `quantized_model` up to 0.14 or
+`builder_config` from 0.18) by bare name after appending its folder to sys.path, and app/builder_info.py reads
+builder.py's source to learn what it can build. The distribution's metadata is how the studio finds which flavor is
+installed and its version.
 """
 
 from __future__ import annotations
