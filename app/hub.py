@@ -208,13 +208,36 @@ class HubSearchResult:
     pipeline_tag: str | None
 
 
-def search_models(query: str, limit: int = 20, token: str | None = None) -> list[HubSearchResult]:
-    """Models whose id contains query, most downloaded first."""
+# One request, bounded: HfApi.list_models() retries a failed connection five times with back-off (about 23 s
+# offline) and sends it with no timeout at all, so a search without network said "Searching…" for half a minute.
+SEARCH_TIMEOUT_S = 8.0
+
+
+def search_models(
+    query: str, limit: int = 20, token: str | None = None, timeout: float | None = None
+) -> list[HubSearchResult]:
+    """Models whose id contains query, most downloaded first: one request to the Hub's model list, no retries.
+
+    timeout (SEARCH_TIMEOUT_S unless given) bounds connecting and every read, so an unreachable Hub is told in
+    seconds; a refused connection or a failed name lookup is told at once.
+    """
+    from huggingface_hub import get_session
+    from huggingface_hub.hf_api import ModelInfo
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+    seconds = SEARCH_TIMEOUT_S if timeout is None else timeout
+    params: list[tuple[str, Any]] = [("sort", "downloads"), ("direction", -1), ("limit", limit)]
+    params += [("search", query.strip())] if query.strip() else []
+    params += [("expand", name) for name in SEARCH_FIELDS]
     with _search_errors():
-        models = _api(token).list_models(
-            search=query.strip() or None, sort="downloads", limit=limit, expand=list(SEARCH_FIELDS)
+        response = get_session().get(
+            f"{_endpoint() or HUB_URL}/api/models",
+            params=params,
+            headers=build_hf_headers(token=token),
+            timeout=seconds,
         )
-        return [_search_result(model) for model in models]
+        hf_raise_for_status(response)
+        return [_search_result(ModelInfo(**{**item, "siblings": None})) for item in response.json()[:limit]]
 
 
 def _search_result(model: Any) -> HubSearchResult:
@@ -265,6 +288,144 @@ def _search_error(error: BaseException) -> HubError | None:
     if _first(chain, (ValueError, KeyError, TypeError)) is not None:  # a body that is not the Hub's JSON listing
         return _unreachable(f"{_endpoint() or HUB_URL} does not answer like the Hub")
     return None
+
+
+# --- Suggestions ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    """A small, ungated Hub model, with the config.json figures the size and fit estimates read."""
+
+    repo_id: str
+    license: str
+    config: dict[str, Any]
+
+
+_KNOWN_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+)
+# Each row: repo id, licence, architecture, model_type, then the _KNOWN_FIELDS as the repo's config.json has them
+# (head_dim None where the config leaves it to hidden_size / heads). Smallest first; all BF16 and ungated.
+# fmt: off
+_KNOWN_ROWS = (
+    ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0", "LlamaForCausalLM", "llama",
+     576, 30, 9, 3, None, 1536, 49152, 8192, True),
+    ("HuggingFaceTB/SmolLM2-360M-Instruct", "apache-2.0", "LlamaForCausalLM", "llama",
+     960, 32, 15, 5, None, 2560, 49152, 8192, True),
+    ("Qwen/Qwen2.5-0.5B-Instruct", "apache-2.0", "Qwen2ForCausalLM", "qwen2",
+     896, 24, 14, 2, None, 4864, 151936, 32768, True),
+    ("Qwen/Qwen3-0.6B", "apache-2.0", "Qwen3ForCausalLM", "qwen3",
+     1024, 28, 16, 8, 128, 3072, 151936, 40960, True),
+    ("Qwen/Qwen2.5-1.5B-Instruct", "apache-2.0", "Qwen2ForCausalLM", "qwen2",
+     1536, 28, 12, 2, None, 8960, 151936, 32768, True),
+    ("HuggingFaceTB/SmolLM2-1.7B-Instruct", "apache-2.0", "LlamaForCausalLM", "llama",
+     2048, 24, 32, 32, None, 8192, 49152, 8192, True),
+    ("microsoft/Phi-3.5-mini-instruct", "mit", "Phi3ForCausalLM", "phi3",
+     3072, 32, 32, 32, None, 8192, 32064, 131072, False),
+    ("Qwen/Qwen3-4B", "apache-2.0", "Qwen3ForCausalLM", "qwen3",
+     2560, 36, 32, 8, 128, 9728, 151936, 40960, True),
+    ("Qwen/Qwen2.5-7B-Instruct", "apache-2.0", "Qwen2ForCausalLM", "qwen2",
+     3584, 28, 28, 4, None, 18944, 152064, 32768, False),
+)
+# fmt: on
+KNOWN_MODELS: tuple[KnownModel, ...] = tuple(
+    KnownModel(
+        repo_id,
+        license,
+        {
+            "architectures": [architecture],
+            "model_type": model_type,
+            "torch_dtype": "bfloat16",
+            **{name: value for name, value in zip(_KNOWN_FIELDS, sizes, strict=True) if value is not None},
+        },
+    )
+    for repo_id, license, architecture, model_type, *sizes in _KNOWN_ROWS
+)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    repo_id: str
+    license: str
+    parameters: int
+    download_bytes: int  # the BF16 weights
+    preset: str  # the preset recommended for it here
+    ep: str
+    level: str  # fits or tight
+    reason: str  # the fit estimate's sentence
+
+
+def suggested_models(report: Any) -> list[Suggestion]:
+    """The KNOWN_MODELS the installed builder converts and that fit this PC, as the Convert tab would build them:
+    its recommended preset and provider, its fit estimate for running the model, and the build's peak memory
+    within the RAM. Smallest first; when none fits comfortably, those that fit tightly. No network is used."""
+    from app.builder_defects import checkpoint_defect
+    from app.builder_info import builder_info
+    from app.convert import estimate_needs
+    from app.fit import FIT_SHARE, build_options, fit_verdict, recommended
+    from app.presets import PRESETS, default_ep
+
+    builder = builder_info()
+    found = []
+    for known in KNOWN_MODELS:
+        architecture = known.config["architectures"][0]
+        if not builder.supports_architecture(architecture) or checkpoint_defect(known.config, builder):
+            continue
+        info = _known_info(known, builder.version)
+        preset, _ = recommended(info, report)
+        ep = default_ep(PRESETS[preset], report.usable_providers())
+        fit = fit_verdict(info, preset, ep, report, None)
+        _, build_peak = estimate_needs(info, build_options(preset, ep))
+        if fit.level == "won't fit" or build_peak > (report.system.ram_bytes or 0) * FIT_SHARE:
+            continue
+        found.append(
+            Suggestion(
+                known.repo_id, known.license, info.parameters, info.weight_bytes, preset, ep, fit.level, fit.reason
+            )
+        )
+    return [item for item in found if item.level == "fits"] or found
+
+
+def _known_info(known: KnownModel, builder_version: str) -> Any:
+    from app.checkpoint_config import text_config
+    from app.checkpoints import CheckpointInfo, attention_shape, estimate_parameters
+
+    config = known.config
+    text = text_config(config)
+    parameters = estimate_parameters(config)
+    _, kv_heads, head_dim = attention_shape(text)
+    return CheckpointInfo(
+        path=known.repo_id,
+        architecture=config["architectures"][0],
+        family=config["model_type"],
+        parameters=parameters,
+        parameters_source="config",
+        dtype="bfloat16",
+        size_bytes=parameters * 2,
+        weight_bytes=parameters * 2,
+        num_layers=text["num_hidden_layers"],
+        hidden_size=text["hidden_size"],
+        vocab_size=text["vocab_size"],
+        context_length=text["max_position_embeddings"],
+        tokenizer=True,
+        chat_template=True,
+        quantization=None,
+        builder_supported=True,
+        builder_version=builder_version,
+        builder_defect=None,
+        needs_remote_code=False,
+        tied_embeddings=bool(text.get("tie_word_embeddings")),
+        kv_hidden_size=kv_heads * head_dim,
+    )
 
 
 # --- Token in the OS credential store --------------------------------------------------------------------------------
@@ -613,7 +774,7 @@ def _network_reason(error: BaseException) -> str:
         return "offline mode is on (HF_HUB_OFFLINE)"
     if "Timeout" in type(error).__name__:
         return "the connection timed out"
-    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(error).strip())
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(error).strip()).rstrip(".")
     return (text[:1].lower() + text[1:]) if text else type(error).__name__
 
 

@@ -22,6 +22,7 @@ Usage, with the ``hub_server`` fixture (import it into conftest.py)::
         hub_server.add_repo("acme/locked", folder, gated=True, tokens=["hf_good"])
         hub_server.cut_next_download("acme/tiny", "model.safetensors", after_bytes=11_000_000)
         stall = hub_server.stall_download("acme/tiny", "model.safetensors", after_bytes=1000)  # stall.reached, .release
+        listing = hub_server.stall_next_listing()                    # the next search waits for listing.release
         ...                                                           # HF_ENDPOINT points at hub_server.url
         assert hub_server.downloads_of("model.safetensors")           # requests the server answered
 
@@ -119,6 +120,7 @@ class HubServer:
         self._cuts: dict[tuple[str, str], _Cut] = {}
         self._stalls: dict[tuple[str, str], Stall] = {}
         self._every_stall: list[Stall] = []
+        self._listing_stall: Stall | None = None
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
@@ -181,6 +183,14 @@ class HubServer:
         stall = Stall(after_bytes, threading.Event(), threading.Event())
         with self._lock:
             self._stalls[(repo_id, filename)] = stall
+            self._every_stall.append(stall)
+        return stall
+
+    def stall_next_listing(self) -> Stall:
+        """Hold the next /api/models answer until the returned stall is released (or 60 s pass)."""
+        stall = Stall(0, threading.Event(), threading.Event())
+        with self._lock:
+            self._listing_stall = stall
             self._every_stall.append(stall)
         return stall
 
@@ -259,6 +269,10 @@ class _Handler(BaseHTTPRequestHandler):
         author = (query.get("author") or [""])[0]
         with self.hub._lock:
             repos = list(self.hub.repos.values())
+            stall, self.hub._listing_stall = self.hub._listing_stall, None
+        if stall is not None:
+            stall.reached.set()
+            stall.release.wait(timeout=60)
         found = [repo for repo in repos if search in repo.repo_id.lower()]
         if author:
             found = [repo for repo in found if repo.repo_id.split("/")[0] == author]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -312,3 +313,40 @@ def test_disk_filling_up_during_the_download(hub_server: HubServer, tmp_path: Pa
     hub_server.add_repo("acme/large", make_repo_folder(tmp_path / "large", weights_size=200_000))
     with pytest.raises(HubError, match="^the disk ran out of space while downloading acme/large; free some space"):
         download("acme/large", cache_dir=tiny_disk, free_space=lambda folder: 10**12)
+
+
+# --- suggestions -----------------------------------------------------------------------------------------------------
+
+
+def _recorded(name: str, ram_gib: float | None = None):
+    from app.hardware import probe_hardware
+    from app.hardware_probes import RecordedProbes
+
+    report = probe_hardware(RecordedProbes(Path(__file__).parent / "data" / "hardware" / name))
+    if ram_gib is None:
+        return report
+    return dataclasses.replace(report, system=dataclasses.replace(report.system, ram_bytes=int(ram_gib * 1024**3)))
+
+
+def test_suggestions_fit_the_machine_and_the_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.builder_info import builder_info
+    from app.hub import KNOWN_MODELS, suggested_models
+
+    roomy = suggested_models(_recorded("linux_no_gpu.json"))
+    assert [item.repo_id for item in roomy][:3] == [model.repo_id for model in KNOWN_MODELS][:3]
+    assert all((item.preset, item.ep, item.level) == ("int4", "cpu", "fits") for item in roomy)
+    # The 7B's INT4 build holds its BF16 weights and two FP32 graphs: more than 23.5 GB of RAM.
+    assert "Qwen/Qwen2.5-7B-Instruct" not in [item.repo_id for item in roomy]
+    assert [item.repo_id for item in suggested_models(_recorded("linux_no_gpu.json", ram_gib=4))] == [
+        "HuggingFaceTB/SmolLM2-135M-Instruct"
+    ]
+    gpu = suggested_models(_recorded("windows11_rtx4090_directml.json"))
+    assert len(gpu) == len(KNOWN_MODELS) and {item.ep for item in gpu} == {"dml"}
+
+    # An architecture the installed builder does not dispatch is never suggested.
+    info = builder_info()
+    without_qwen3 = dataclasses.replace(
+        info, architectures=tuple(a for a in info.architectures if a != "Qwen3ForCausalLM")
+    )
+    monkeypatch.setattr("app.builder_info.builder_info", lambda: without_qwen3)
+    assert not any("Qwen3" in item.repo_id for item in suggested_models(_recorded("linux_no_gpu.json")))

@@ -50,6 +50,7 @@ class BrowserPane(QWidget):
         self._loaded = False
         self._shown: LibraryEntry | None = None
         self._hub_dialog: Any = None
+        self._hardware_report: Any = None
 
         self.add_button = QPushButton("Add folder…")
         self.hub_button = QPushButton("Search the Hub…")
@@ -134,11 +135,17 @@ class BrowserPane(QWidget):
         last = Settings().last_folder
         return last if last and Path(last).is_dir() else str(Path.home())
 
+    def set_hardware(self, report: Any) -> None:
+        """The hardware report the Hub dialog fits its suggestions to."""
+        self._hardware_report = report
+        if self._hub_dialog is not None:
+            self._hub_dialog.set_hardware(report)
+
     def open_hub_dialog(self) -> Any:
         from ui.widgets.hub_dialog import HubDialog
 
         if self._hub_dialog is None:
-            self._hub_dialog = HubDialog(self.library, self)
+            self._hub_dialog = HubDialog(self.library, self, self._hardware_report)
             self._hub_dialog.downloaded.connect(self._on_downloaded)
         self._hub_dialog.show()
         self._hub_dialog.raise_()

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.presets.set_hardware(report)
         self.hardware.set_report(report)
         self.chat.set_hardware(report)
+        self.browser.set_hardware(report)
         saved = self.settings.gpu_index
         if saved is not None and any(gpu.index == saved for gpu in report.gpus):
             self.hardware.select_gpu(saved)

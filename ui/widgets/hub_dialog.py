@@ -27,13 +27,26 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import ForgeError
-from app.hub import HubSearchResult, clear_token, format_size, get_token, looks_like_hub_id, search_models, set_token
+from app.hardware import HardwareReport
+from app.hub import (
+    HubSearchResult,
+    Suggestion,
+    clear_token,
+    format_size,
+    get_token,
+    looks_like_hub_id,
+    search_models,
+    set_token,
+    suggested_models,
+)
 from app.jobs.protocol import CANCEL_LINE, Error, LineAssembler, Progress, Result, decode
 from app.jobs.runner import CANCEL_GRACE_SECONDS, worker_command
 from app.library import Library
+from app.presets import EP_NAMES, PRESETS
 from ui.widgets.background import Background
 
 COLUMNS = ("Model", "Downloads", "Size", "License", "Gated")
+SUGGESTION_COLUMNS = ("Model", "Builds here as", "Download", "License", "Gated")
 SEARCH_LIMIT = 50
 _REPO_ROLE = Qt.ItemDataRole.UserRole
 
@@ -44,13 +57,19 @@ class HubDialog(QDialog):
     download_finished = Signal(str)
     """How a download ended: succeeded, failed or cancelled."""
 
-    def __init__(self, library: Library | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, library: Library | None = None, parent: QWidget | None = None, report: HardwareReport | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Search the Hugging Face Hub")
         self.resize(760, 520)
         self.library = library if library is not None else Library()
-        self._background = Background(self, threads=4)  # a search without network retries for ~20 s
+        # An abandoned search cannot be killed, only left to end (within app.hub.SEARCH_TIMEOUT_S): spare threads
+        # let the next search start at once.
+        self._background = Background(self, threads=4)
         self._search_number = 0
+        self._searching = False
+        self._showing_suggestions = False
         self._process: QProcess | None = None
         self._repo_id = ""
         self._reset_job_state()
@@ -58,6 +77,11 @@ class HubDialog(QDialog):
         self.query = QLineEdit()
         self.query.setPlaceholderText("Part of a model name, e.g. Qwen3 or SmolLM2, or an exact org/name")
         self.search_button = QPushButton("Search")
+        self.search_busy = QProgressBar()
+        self.search_busy.setRange(0, 0)  # no figures: it only moves while a search waits for the Hub
+        self.search_busy.setTextVisible(False)
+        self.search_busy.setMaximumWidth(120)
+        self.cancel_search_button = QPushButton("Cancel search")
         self.results = QTableWidget(0, len(COLUMNS))
         self.results.setHorizontalHeaderLabels(COLUMNS)
         self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -78,10 +102,16 @@ class HubDialog(QDialog):
         self.download_button = QPushButton("Download")
         self.cancel_button = QPushButton("Cancel download")
         self.close_button = QPushButton("Close")
+        for button in self._buttons():
+            # An auto-default button is clicked by the Enter the query box also answers: one Enter, two searches.
+            button.setAutoDefault(False)
         self._layout()
+        self._show_search_busy(False)
+        self._show_progress(False)
 
         self.query.returnPressed.connect(self.search)
         self.search_button.clicked.connect(self.search)
+        self.cancel_search_button.clicked.connect(self.cancel_search)
         self.results.itemDoubleClicked.connect(lambda _item: self.download())
         self.save_token_button.clicked.connect(self.save_token)
         self.forget_token_button.clicked.connect(self.forget_token)
@@ -90,11 +120,17 @@ class HubDialog(QDialog):
         self.close_button.clicked.connect(self.reject)
         self._update_token_hint()
         self._update_buttons()
+        self.set_hardware(report)
+
+    def _buttons(self) -> list[QPushButton]:
+        return [widget for widget in vars(self).values() if isinstance(widget, QPushButton)]
 
     def _layout(self) -> None:
         search_row = QHBoxLayout()
         search_row.addWidget(self.query, 1)
         search_row.addWidget(self.search_button)
+        search_row.addWidget(self.search_busy)
+        search_row.addWidget(self.cancel_search_button)
         token_row = QHBoxLayout()
         token_row.addWidget(QLabel("Token:"))
         token_row.addWidget(self.token, 1)
@@ -124,11 +160,29 @@ class HubDialog(QDialog):
         text = self.query.text().strip()
         typed = self.token.text().strip()
         self.message.setText(f"Searching for {text!r}…" if text else "Listing the most downloaded models…")
+        self._show_search_busy(True)
         self._background.run(
             lambda: search_models(text, SEARCH_LIMIT, token=typed or get_token()),
             partial(self._show_results, self._search_number),
             partial(self._search_failed, self._search_number),
         )
+
+    @property
+    def is_searching(self) -> bool:
+        return self._searching
+
+    def cancel_search(self) -> None:
+        """Abandon the running search: its answer, whenever it comes, is dropped; the list stays as it was."""
+        if not self._searching:
+            return
+        self._search_number += 1
+        self._show_search_busy(False)
+        self.message.setText("Search cancelled.")
+
+    def _show_search_busy(self, busy: bool) -> None:
+        self._searching = busy
+        self.search_busy.setVisible(busy)
+        self.cancel_search_button.setVisible(busy)
 
     def repo_ids(self) -> list[str]:
         """The repos listed, in order."""
@@ -137,7 +191,10 @@ class HubDialog(QDialog):
     def _show_results(self, number: int, found: list[HubSearchResult]) -> None:
         if number != self._search_number:
             return
+        self._show_search_busy(False)
+        self._showing_suggestions = False
         self.results.setRowCount(0)
+        self.results.setHorizontalHeaderLabels(COLUMNS)
         for result in found:
             self._add_row(result)
         if found:
@@ -155,16 +212,55 @@ class HubDialog(QDialog):
             result.license or "not stated",
             "yes: needs a token and the licence accepted" if result.gated else "",
         )
+        self._fill_row(row, result.repo_id, cells, right_aligned=(1, 2))
+
+    def _fill_row(self, row: int, repo_id: str, cells: tuple[str, ...], right_aligned: tuple[int, ...]) -> None:
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
-            if column in (1, 2):
+            if column in right_aligned:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.results.setItem(row, column, item)
-        self.results.item(row, 0).setData(_REPO_ROLE, result.repo_id)
+        self.results.item(row, 0).setData(_REPO_ROLE, repo_id)
 
     def _search_failed(self, number: int, error: BaseException) -> None:
-        if number == self._search_number:
-            self.message.setText(str(error) if isinstance(error, ForgeError) else f"The search failed: {error}")
+        if number != self._search_number:
+            return
+        self._show_search_busy(False)
+        self.message.setText(str(error) if isinstance(error, ForgeError) else f"The search failed: {error}")
+
+    # --- suggestions --------------------------------------------------------------------------------------------------
+
+    def set_hardware(self, report: HardwareReport | None) -> None:
+        """The machine the suggestions are fitted to; they fill the list while no search has been made."""
+        self._report = report
+        if self.results.rowCount() and not self._showing_suggestions:
+            return  # a search's results stay
+        if report is None:
+            self.message.setText("Type part of a model name and press Enter to search the Hub.")
+            return
+        self._show_suggestions(suggested_models(report))
+
+    def _show_suggestions(self, suggestions: list[Suggestion]) -> None:
+        self._showing_suggestions = True
+        self.results.setRowCount(0)
+        self.results.setHorizontalHeaderLabels(SUGGESTION_COLUMNS)
+        for suggestion in suggestions:
+            row = self.results.rowCount()
+            self.results.insertRow(row)
+            built = f"{PRESETS[suggestion.preset].precision.upper()} for {EP_NAMES[suggestion.ep]}"
+            cells = (suggestion.repo_id, built, format_size(suggestion.download_bytes), suggestion.license, "")
+            self._fill_row(row, suggestion.repo_id, cells, right_aligned=(2,))
+            for column in range(len(cells)):
+                self.results.item(row, column).setToolTip(suggestion.reason)
+        if not suggestions:
+            self.message.setText(
+                "None of the small models this studio knows fits this PC's memory; search for an even smaller one."
+            )
+            return
+        self.message.setText(
+            f"Suggested for this PC: {len(suggestions)} small models the installed builder converts and that fit "
+            "here as the Convert tab would build them (the tooltips say how). Search to see every other model."
+        )
 
     # --- token --------------------------------------------------------------------------------------------------------
 
@@ -213,6 +309,7 @@ class HubDialog(QDialog):
         self._process = self._start_worker({"repo_id": repo_id, "revision": revision})
         self.progress.setValue(0)
         self.progress_detail.setText("")
+        self._show_progress(True)
         self.message.setText(f"Downloading {repo_id}…")
         self._update_buttons()
 
@@ -295,13 +392,23 @@ class HubDialog(QDialog):
             process.deleteLater()
         self._update_buttons()
         if self._cancelled:
+            self._show_progress(False)
             self.message.setText(f"Stopped downloading {self._repo_id}.")
             self.download_finished.emit("cancelled")
         elif self._result is not None and exit_code == 0:
             self._finish(self._result.data)
         else:
-            self.message.setText(self._failure_sentence(exit_code))
-            self.download_finished.emit("failed")
+            self._failed(self._failure_sentence(exit_code))
+
+    def _failed(self, sentence: str) -> None:
+        """A failed download shows its sentence, not a progress bar stuck where it stopped."""
+        self._show_progress(False)
+        self.message.setText(sentence)
+        self.download_finished.emit("failed")
+
+    def _show_progress(self, shown: bool) -> None:
+        self.progress.setVisible(shown)
+        self.progress_detail.setVisible(shown)
 
     def _failure_sentence(self, exit_code: int) -> str:
         if self._error is not None:
@@ -314,8 +421,7 @@ class HubDialog(QDialog):
         try:
             self.library.add_folder(path, origin="hub", repo_id=self._repo_id, revision=data.get("revision"))
         except ForgeError as error:
-            self.message.setText(str(error))
-            self.download_finished.emit("failed")
+            self._failed(str(error))
             return
         self.progress.setValue(100)
         offline = " (the Hub was not reachable: this is the complete copy already in the cache)"
@@ -328,9 +434,8 @@ class HubDialog(QDialog):
             return
         process, self._process = self._process, None
         process.deleteLater()
-        self.message.setText(f"The download worker could not start ({process.errorString()}).")
         self._update_buttons()
-        self.download_finished.emit("failed")
+        self._failed(f"The download worker could not start ({process.errorString()}).")
 
     def _kill_if_running(self, process: QProcess) -> None:
         if self._process is process and process.state() != QProcess.ProcessState.NotRunning:
