@@ -399,6 +399,17 @@ class ChatSession:
     def clear(self) -> None:
         self.transcript.turns.clear()
 
+    def set_history(self, turns: Any) -> None:
+        """Continue another conversation: its user and assistant turns replace this one's."""
+        if not isinstance(turns, list) or not all(
+            isinstance(turn, dict)
+            and turn.get("role") in ("user", "assistant")
+            and isinstance(turn.get("content"), str)
+            for turn in turns
+        ):
+            raise InputError("the conversation to continue is not a list of user and assistant turns.")
+        self.transcript.turns = [Turn(turn["role"], turn["content"]) for turn in turns]
+
     def stop(self) -> None:
         """Make a running stream() end before its next token."""
         self._stop.set()

@@ -335,3 +335,29 @@ def test_the_chat_child_ends_when_its_parent_goes(builds):
             break
     child.stdin.close()  # what a killed window leaves: the end of stdin
     assert child.wait(timeout=30) == 0
+
+
+def test_the_chat_child_continues_a_conversation_it_is_handed(demo_int4):
+    from app.jobs.chat_worker import ChatServer
+    from app.jobs.protocol import ChatEvent
+
+    events: list[ChatEvent] = []
+    replied = threading.Event()
+
+    def emit(message) -> None:
+        if isinstance(message, ChatEvent):
+            events.append(message)
+            if message.event == "reply":
+                replied.set()
+
+    server = ChatServer(ChatSession(demo_int4), emit)
+    server.handle({"op": "history", "turns": [{"role": "user", "content": 3}]})
+    assert events[-1].event == "refused"
+    assert events[-1].data["message"] == "the conversation to continue is not a list of user and assistant turns."
+    handed = [{"role": "user", "content": "Tom goes to the"}, {"role": "assistant", "content": " park."}]
+    server.handle({"op": "history", "turns": handed})
+    assert (events[-1].event, events[-1].data) == ("history", {"turns": 2})
+    server.handle({"op": "send", "text": "Then Lily"})
+    assert replied.wait(60)
+    assert server.session.last_reply().prompt == "<s>Tom goes to the Then Lily"
+    assert [turn.role for turn in server.session.transcript.turns] == ["user", "assistant", "user", "assistant"]

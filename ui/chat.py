@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -101,11 +102,17 @@ class ChatColumn(QWidget):
         self._streamed_drawn = False
         self._sent_at = 0.0
         self._first_at = 0.0
+        self._handed = 0  # turns at the start of the transcript that came from another column's conversation
+        self._handed_from = ""
+        self._replaced: str | None = None  # the reply a greedy Regenerate dropped
+        # Narrow minimums (names are elided, the full path is the tooltip): two columns side by side must fit where
+        # one did, or ticking "Side by side" widens the window.
         self.model_combo = QComboBox()
-        self.model_combo.setMinimumContentsLength(18)
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.ep_combo = QComboBox()
         self.gpu_combo = QComboBox()
+        for combo, characters in ((self.model_combo, 10), (self.ep_combo, 6), (self.gpu_combo, 6)):
+            combo.setMinimumContentsLength(characters)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.gpu_combo.setToolTip("Which GPU (set in this session's configuration, never in genai_config.json)")
         self.load_button = QPushButton("Load")
         self.cpu_button = QPushButton("Use CPU build")
@@ -118,18 +125,22 @@ class ChatColumn(QWidget):
         self.view.setReadOnly(True)
         self.view.setUndoRedoEnabled(False)
         self.live = QLabel("")
+        self.live.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # figures, never a minimum
         self._timer = QTimer(self)
         self._timer.setInterval(FLUSH_MS)
         self._timer.timeout.connect(self.flush)
 
-        pickers = QHBoxLayout()
-        pickers.addWidget(QLabel(f"<b>{title}</b>"))
-        for widget in (self.model_combo, self.ep_combo, self.gpu_combo, self.load_button, self.cpu_button):
-            pickers.addWidget(widget)
-        pickers.setStretch(1, 1)
+        model_row = QHBoxLayout()
+        model_row.addWidget(QLabel(f"<b>{title}</b>"))
+        model_row.addWidget(self.model_combo, 1)
+        run_row = QHBoxLayout()
+        for widget in (self.ep_combo, self.gpu_combo, self.load_button, self.cpu_button):
+            run_row.addWidget(widget)
+        run_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(pickers)
+        layout.addLayout(model_row)
+        layout.addLayout(run_row)
         layout.addWidget(self.status)
         layout.addWidget(self.warning)
         layout.addWidget(self.view, 1)
@@ -223,6 +234,7 @@ class ChatColumn(QWidget):
         self.process.event.connect(self._on_event)
         self.process.finished.connect(lambda outcome, process=self.process: self._on_finished(process, outcome))
         self.transcript = Transcript(model=path)
+        self._handed = 0
         self.cpu_button.hide()
         self._show_warning("")
         self._render()
@@ -259,12 +271,23 @@ class ChatColumn(QWidget):
         self._append_message("user", text)
         self._begin_reply()
 
+    def continue_conversation(self, turns: list[Turn], source: str) -> None:
+        """Take another column's conversation so far: this model answers the next message in the same one."""
+        if self.process is None or self.state != "ready":
+            return
+        self.process.request("history", turns=[{"role": turn.role, "content": turn.content} for turn in turns])
+        self.transcript.turns = [Turn(turn.role, turn.content) for turn in turns]
+        self._handed, self._handed_from = len(turns), source
+        self._render()
+
     def regenerate(self, system: str, settings: GenerationSettings) -> None:
         turns = self.transcript.turns
         if self.process is None or self.state != "ready" or not turns:
             return
+        self._replaced = None
         if turns[-1].role == "assistant":
-            turns.pop()
+            dropped = turns.pop()
+            self._replaced = None if settings.do_sample else dropped.content
         self._render()
         self.process.request("system", text=system)
         self.process.request("settings", settings=_fitted(settings, self.context).to_dict())
@@ -279,6 +302,7 @@ class ChatColumn(QWidget):
         if self.process is not None and self.state == "ready":
             self.process.request("clear")
         self.transcript.turns.clear()
+        self._handed = 0
         self._show_warning("")
         self._render()
 
@@ -334,7 +358,7 @@ class ChatColumn(QWidget):
             reply = Reply(**data)
             self.transcript.turns.append(Turn("assistant", reply.text, reply))
             self._append_figures(reply)
-            self._show_warning(reply.warning)
+            self._show_warning(reply.warning or self._repeat_note(reply))
             self._timer.stop()
             self.live.setText("")
             self._set_state("ready", self.status.text())
@@ -357,6 +381,15 @@ class ChatColumn(QWidget):
         if self.state != "failed":
             self._set_state("failed", f"The chat process ended: {outcome.message or outcome.status}.")
 
+    def _repeat_note(self, reply: Reply) -> str:
+        replaced, self._replaced = self._replaced, None
+        if replaced is None or reply.text != replaced:
+            return ""
+        return (
+            "The same reply again: greedy decoding always picks the likeliest next word, so it gives the same "
+            "reply every time. Choose Sampling under Decoding for a different one."
+        )
+
     def _set_state(self, state: str, text: str) -> None:
         self.state = state
         self.status.setText(text)
@@ -372,27 +405,35 @@ class ChatColumn(QWidget):
 
     def _render(self) -> None:
         self.view.clear()
-        for turn in self.transcript.turns:
-            self._append_message(turn.role, turn.content)
+        handed = min(self._handed, len(self.transcript.turns))
+        for number, turn in enumerate(self.transcript.turns, start=1):
+            self._append_message(turn.role, turn.content, handed=number <= handed)
             if turn.reply is not None:
                 self._append_figures(turn.reply)
+            if number == handed:
+                cursor = self._end()
+                cursor.insertBlock()
+                note = f"↑ {self._handed_from}'s conversation so far: this model continues it."
+                cursor.insertText(note, _format("#777777", smaller=True))
 
     def _end(self) -> QTextCursor:
         cursor = self.view.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         return cursor
 
-    def _append_header(self, role: str) -> None:
+    def _append_header(self, role: str, handed: bool = False) -> None:
         cursor = self._end()
         if not self.view.document().isEmpty():
             cursor.insertBlock()
             cursor.insertBlock()
         name = "You" if role == "user" else Path(self.transcript.model).name or "Model"
+        if handed and role == "assistant":
+            name = f"{self._handed_from}'s model"
         cursor.insertText(name, _format("#1f5fa8" if role == "user" else "#2e7d32", bold=True))
         cursor.insertBlock()
 
-    def _append_message(self, role: str, text: str) -> None:
-        self._append_header(role)
+    def _append_message(self, role: str, text: str, handed: bool = False) -> None:
+        self._append_header(role, handed)
         self._end().insertText(text.lstrip() if role == "assistant" else text, _format())
 
     def _append_figures(self, reply: Reply) -> None:
@@ -418,11 +459,14 @@ class ChatPane(QWidget):
         self.clear_button = QPushButton("Clear")
         self.copy_button = QPushButton("Copy reply")
         self.export_button = QPushButton("Export…")
+        self.send_hint = QLabel("")
+        self.send_hint.setWordWrap(True)
         self._layout()
         self.columns[1].hide()
         for column in self.columns:
             column.state_changed.connect(self._update_buttons)
         self.columns[0].settings_loaded.connect(lambda loaded: self.settings_box.show_settings(*loaded))
+        self.columns[1].settings_loaded.connect(self._hand_conversation_to_b)
         self.side_by_side.toggled.connect(self._toggle_side_by_side)
         self.input.returnPressed.connect(self.send)
         self.send_button.clicked.connect(self.send)
@@ -434,14 +478,14 @@ class ChatPane(QWidget):
         self._update_buttons()
 
     def _layout(self) -> None:
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = self._split = QSplitter(Qt.Orientation.Horizontal)
         for column in self.columns:
             split.addWidget(column)
         side = QVBoxLayout()
         side.addWidget(self.settings_box)
         side.addWidget(self.side_by_side)
         side.addStretch(1)
-        top = QHBoxLayout()
+        top = self._top = QHBoxLayout()
         top.addWidget(split, 1)
         top.addLayout(side)
         buttons = QHBoxLayout()
@@ -453,7 +497,18 @@ class ChatPane(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.system_edit)
         layout.addLayout(top, 1)
+        layout.addWidget(self.send_hint)
         layout.addLayout(buttons)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for column B even while it is hidden: ticking "Side by side" must not widen the window."""
+        hint = super().minimumSizeHint()
+        if not self.columns[1].isHidden():
+            return hint
+        margins = self.layout().contentsMargins()
+        with_b = self._top.minimumSize().width() + self._split.handleWidth() + self.columns[1].minimumSizeHint().width()
+        hint.setWidth(max(hint.width(), with_b + margins.left() + margins.right()))
+        return hint
 
     def active_columns(self) -> list[ChatColumn]:
         return self.columns if self.side_by_side.isChecked() else self.columns[:1]
@@ -497,10 +552,10 @@ class ChatPane(QWidget):
 
     def send(self) -> None:
         text = self.input.text().strip()
-        ready = [column for column in self.active_columns() if column.state == "ready"]
-        if not text or not ready:
-            return
-        for column in ready:
+        columns = self.active_columns()
+        if not text or any(column.state != "ready" for column in columns):
+            return  # side by side, a message goes to both models or to neither
+        for column in columns:
             column.send(text, self.system_edit.text(), self.settings_box.settings())
         self.input.clear()
 
@@ -517,36 +572,76 @@ class ChatPane(QWidget):
             column.clear()
 
     def copy_reply(self) -> None:
-        QGuiApplication.clipboard().setText(self.columns[0].last_reply_text())
+        """The last reply; side by side, both, each under its column's letter and model."""
+        if not self.side_by_side.isChecked():
+            QGuiApplication.clipboard().setText(self.columns[0].last_reply_text())
+            return
+        parts = [f"{label} · {_model_name(column)}:\n{column.last_reply_text()}" for label, column in self._labelled()]
+        QGuiApplication.clipboard().setText("\n\n".join(parts))
 
     def choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export the conversation", "conversation.md", "Markdown (*.md);;JSON (*.json)"
-        )
+        title = "Export both conversations" if self.side_by_side.isChecked() else "Export the conversation"
+        path, _ = QFileDialog.getSaveFileName(self, title, "conversation.md", "Markdown (*.md);;JSON (*.json)")
         if path:
             self.export(Path(path))
 
-    def export(self, path: Path, column: int = 0) -> None:
-        """Markdown or JSON by the file's suffix."""
-        transcript = self.columns[column].transcript
-        text = transcript.to_json() if path.suffix.lower() == ".json" else transcript.to_markdown()
+    def export(self, path: Path) -> None:
+        """Markdown or JSON by the file's suffix; side by side, both conversations, labelled A and B."""
+        as_json = path.suffix.lower() == ".json"
+        if not self.side_by_side.isChecked():
+            transcript = self.columns[0].transcript
+            path.write_text(transcript.to_json() if as_json else transcript.to_markdown(), encoding="utf-8")
+            return
+        if as_json:
+            both = [{"column": label, **json.loads(column.transcript.to_json())} for label, column in self._labelled()]
+            text = json.dumps({"side_by_side": both}, indent=2, ensure_ascii=False)
+        else:
+            text = "\n---\n\n".join(
+                column.transcript.to_markdown().replace("# Chat with", f"# {label} · Chat with", 1)
+                for label, column in self._labelled()
+            )
         path.write_text(text, encoding="utf-8")
+
+    def _labelled(self) -> list[tuple[str, ChatColumn]]:
+        return list(zip("AB", self.columns, strict=True))
+
+    def _hand_conversation_to_b(self, _loaded: Any = None) -> None:
+        """B, once loaded, continues A's conversation: both answer the next message in the same one."""
+        turns = list(self.columns[0].transcript.turns)
+        if turns and turns[-1].role == "user":
+            turns.pop()  # a message A is still answering; it reaches B only as a message sent to both
+        if self.side_by_side.isChecked() and turns:
+            self.columns[1].continue_conversation(turns, "A")
 
     def _toggle_side_by_side(self, on: bool) -> None:
         self.columns[1].setVisible(on)
         if not on:
             self.columns[1].unload()
+        self.copy_button.setText("Copy both replies" if on else "Copy reply")
+        self.export_button.setText("Export both…" if on else "Export…")
         self._update_buttons()
 
     def _update_buttons(self, *_: Any) -> None:
-        states = {column.state for column in self.active_columns()}
+        columns = self.active_columns()
+        states = {column.state for column in columns}
         streaming = "streaming" in states
-        ready = "ready" in states and not streaming
+        ready = states == {"ready"}
         self.send_button.setEnabled(ready)
         self.regenerate_button.setEnabled(ready)
         self.stop_button.setEnabled(streaming)
         self.clear_button.setEnabled(not streaming)
         self.export_button.setEnabled(not streaming)
+        waiting = [label for label, column in self._labelled()[: len(columns)] if column.state != "ready"]
+        hint = ""
+        if self.side_by_side.isChecked() and waiting and not streaming:
+            hint = f"Load {' and '.join(waiting)} to send: side by side, each message goes to both models."
+        self.send_hint.setText(hint)
+        self.send_hint.setVisible(bool(hint))
+        self.send_button.setToolTip(hint)
+
+
+def _model_name(column: ChatColumn) -> str:
+    return Path(column.transcript.model).name or "no model"
 
 
 def _fitted(settings: GenerationSettings, context: int) -> GenerationSettings:

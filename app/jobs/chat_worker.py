@@ -8,9 +8,11 @@ SPEC: {"model": folder, "ep": provider or null, "device_id": int or null, "syste
 
     {"op": "send", "text": "..."}      {"op": "regenerate"}      {"op": "stop"}      {"op": "clear"}
     {"op": "settings", "settings": {"temperature": 0.7, ...}}      {"op": "system", "text": "..."}      {"op": "quit"}
+    {"op": "history", "turns": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}
+      (the conversation so far, replacing this one's: side by side, the second model continues the first's)
 
 A plain "cancel" line or the end of stdin (the parent is gone) ends the child at once. Answers are protocol
-lines (app/jobs/protocol.py): ChatEvent loading/ready/failed/template/reply/refused/settings/cleared, and one
+lines (app/jobs/protocol.py): ChatEvent loading/ready/failed/template/reply/refused/settings/cleared/history, and one
 Piece per streamed piece of text.
 """
 
@@ -67,6 +69,9 @@ class ChatServer:
         elif op == "clear":
             self.session.clear()
             self.emit(ChatEvent("cleared"))
+        elif op == "history":
+            self.session.set_history(request.get("turns"))
+            self.emit(ChatEvent("history", {"turns": len(self.session.transcript.turns)}))
         elif op == "system":
             self.session.set_system(str(request.get("text", "")))
             self.emit(ChatEvent("system", {"text": self.session.transcript.system}))

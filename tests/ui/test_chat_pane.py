@@ -241,3 +241,136 @@ def test_the_gpu_picker_lists_directml_adapters_and_follows_the_hardware_tab(qtb
     assert column.gpu_combo.currentData() == integrated.index
     pane.select_gpu(report, discrete.index)
     assert column.gpu_combo.currentData() == discrete.index
+
+
+# --- issue 13: side by side (finding 14) and Regenerate under greedy decoding (finding 22) ---------------------------
+
+
+@pytest.fixture
+def pane_int4(qtbot, demo_int4):
+    pane = ChatPane()
+    qtbot.addWidget(pane)
+    pane.set_models([LibraryEntry("onnx", str(demo_int4), demo_int4.name, "folder")])
+    pane.select_model(str(demo_int4))
+    pane.show()
+    yield pane
+    pane.shutdown()
+
+
+def click(qtbot, widget) -> None:
+    from PySide6.QtCore import Qt
+
+    qtbot.mouseClick(widget, Qt.MouseButton.LeftButton)
+
+
+def tick(qtbot, checkbox) -> None:
+    """A click on the box itself (a check box is often wider than its text, and its middle is empty)."""
+    from PySide6.QtCore import QPoint, Qt
+
+    qtbot.mouseClick(checkbox, Qt.MouseButton.LeftButton, pos=QPoint(6, checkbox.height() // 2))
+
+
+def type_and_enter(qtbot, pane: ChatPane, text: str) -> None:
+    from PySide6.QtCore import Qt
+
+    pane.input.clear()
+    qtbot.keyClicks(pane.input, text)
+    qtbot.keyClick(pane.input, Qt.Key.Key_Return)
+
+
+def test_side_by_side_b_continues_a_conversation_and_copy_export_cover_both(qtbot, pane_int4, tmp_path, monkeypatch):
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QFileDialog
+
+    pane = pane_int4
+    left, right = pane.columns
+    click(qtbot, left.load_button)
+    qtbot.waitUntil(lambda: left.state == "ready", timeout=LOAD_MS)
+    replies: list[Reply] = []
+    left.reply_finished.connect(replies.append)
+    type_and_enter(qtbot, pane, "Tom goes to the")
+    qtbot.waitUntil(lambda: len(replies) == 1, timeout=REPLY_MS)
+
+    tick(qtbot, pane.side_by_side)
+    assert pane.side_by_side.isChecked() and right.isVisible()
+    # B is not loaded: Send waits for it, and says why.
+    assert not pane.send_button.isEnabled() and not pane.regenerate_button.isEnabled()
+    assert pane.send_hint.isVisible()
+    assert pane.send_hint.text() == "Load B to send: side by side, each message goes to both models."
+    type_and_enter(qtbot, pane, "Then Lily")
+    assert len(left.transcript.turns) == 2 and left.state == "ready"  # Enter sent nothing either
+
+    click(qtbot, right.load_button)
+    qtbot.waitUntil(lambda: right.state == "ready", timeout=LOAD_MS)
+    assert [(t.role, t.content) for t in right.transcript.turns] == [(t.role, t.content) for t in left.transcript.turns]
+    assert "A's conversation so far: this model continues it." in right.view.toPlainText()
+    assert pane.send_button.isEnabled() and not pane.send_hint.isVisible()
+
+    right.reply_finished.connect(replies.append)
+    type_and_enter(qtbot, pane, "Then Lily")
+    qtbot.waitUntil(lambda: len(replies) == 3, timeout=REPLY_MS)
+    # Both models answered the same conversation: the demo's template joins the user turns.
+    assert [reply.prompt for reply in replies[1:]] == ["<s>Tom goes to the Then Lily"] * 2
+
+    assert pane.copy_button.text() == "Copy both replies" and pane.export_button.text() == "Export both…"
+    click(qtbot, pane.copy_button)
+    name = Path(left.transcript.model).name
+    assert QGuiApplication.clipboard().text() == (
+        f"A · {name}:\n{left.last_reply_text()}\n\nB · {name}:\n{right.last_reply_text()}"
+    )
+    for suffix in ("json", "md"):
+        target = tmp_path / f"both.{suffix}"
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, target=target: (str(target), ""))
+        click(qtbot, pane.export_button)
+    exported = json.loads((tmp_path / "both.json").read_text(encoding="utf-8"))["side_by_side"]
+    assert [column["column"] for column in exported] == ["A", "B"]
+    assert [len(column["messages"]) for column in exported] == [4, 4]
+    markdown = (tmp_path / "both.md").read_text(encoding="utf-8")
+    assert f"# A · Chat with {name}" in markdown and f"# B · Chat with {name}" in markdown
+
+
+def test_ticking_side_by_side_keeps_the_window_width(qtbot):
+    from tests.ui.test_main_window import RECORDINGS, RecordedProbes, probe_hardware
+    from ui.main_window import MainWindow
+
+    window = MainWindow(probe_hardware=False)
+    qtbot.addWidget(window)
+    window.set_hardware(probe_hardware(RecordedProbes(RECORDINGS / "linux_no_gpu.json")))
+    window.show()
+    window.tabs.setCurrentWidget(window.chat)
+    qtbot.wait(50)
+    window.resize(window.minimumSizeHint().width(), 800)  # the narrowest the window goes: no room to spare
+    qtbot.wait(50)
+    width, pane_minimum = window.width(), window.chat.minimumSizeHint().width()
+    tick(qtbot, window.chat.side_by_side)
+    qtbot.wait(50)
+    assert window.chat.columns[1].isVisible()
+    assert window.chat.minimumSizeHint().width() == pane_minimum  # B's room was there all along
+    assert window.width() == width and window.minimumSizeHint().width() <= width
+    tick(qtbot, window.chat.side_by_side)
+    window.close()
+
+
+def test_regenerate_under_greedy_decoding_says_why_the_reply_repeats(qtbot, pane_int4):
+    pane = pane_int4
+    column = pane.columns[0]
+    click(qtbot, column.load_button)
+    qtbot.waitUntil(lambda: column.state == "ready", timeout=LOAD_MS)
+    set_settings(pane, {"do_sample": False})
+    replies: list[Reply] = []
+    column.reply_finished.connect(replies.append)
+    type_and_enter(qtbot, pane, "Tom goes to the")
+    qtbot.waitUntil(lambda: len(replies) == 1, timeout=REPLY_MS)
+    assert not column.warning.isVisible()
+    click(qtbot, pane.regenerate_button)
+    qtbot.waitUntil(lambda: len(replies) == 2, timeout=REPLY_MS)
+    assert replies[1].text == replies[0].text
+    assert column.warning.isVisible() and column.warning.text().startswith(
+        "The same reply again: greedy decoding always picks the likeliest next word"
+    )
+    assert "Sampling" in column.warning.text()
+
+    set_settings(pane, {"do_sample": True, "temperature": 1.0, "seed": 3})
+    click(qtbot, pane.regenerate_button)
+    qtbot.waitUntil(lambda: len(replies) == 3, timeout=REPLY_MS)
+    assert not column.warning.isVisible()  # sampling: no promise the reply repeats, and no note
