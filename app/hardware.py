@@ -36,11 +36,16 @@ TRT_RTX_UNSUPPORTED_MAJORS = {9, 10, 11}
 # Minimum NVIDIA driver branch for each CUDA major version (CUDA minor-version compatibility table).
 CUDA_MIN_DRIVER = {12: 525, 13: 580}
 
+# The execution providers the studio knows, in the order every pane lists them: the Hardware tab reports each,
+# Convert offers those the installed builder can build for, Chat those usable here.
+PROVIDERS: tuple[str, ...] = ("cpu", "dml", "cuda", "trt-rtx", "webgpu")
+
 EP_NAMES = {
     "cpu": "CPUExecutionProvider",
     "dml": "DmlExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "trt-rtx": "NvTensorRTRTXExecutionProvider",
+    "webgpu": "WebGpuExecutionProvider",
 }
 # onnxruntime calls the TensorRT-RTX provider one name, onnxruntime-genai's config another.
 _TRT_RTX_ALIASES = {"nvtensorrtrtxexecutionprovider", "nvtensorrtrtx"}
@@ -577,6 +582,29 @@ def _missing_trt_rtx(facts: _Facts) -> str:
     return "no onnxruntime package with the TensorRT-RTX provider is installed (onnxruntime-trt-rtx)"
 
 
+def _webgpu_status(facts: _Facts) -> ProviderStatus:
+    gpu = next((gpu for gpu in facts.gpus if gpu.discrete), facts.gpus[0] if facts.gpus else None)
+    reason = None
+    if facts.genai.get("webgpu") is False:
+        reason = "onnxruntime-genai here was built without WebGPU"
+    elif gpu is None:
+        reason = "no GPU adapter was found, and WebGPU needs one"
+    elif not facts.has_provider(EP_NAMES["webgpu"]):
+        reason = _missing_provider(facts, EP_NAMES["webgpu"], "onnxruntime-webgpu")
+    if reason or gpu is None:
+        return ProviderStatus(
+            "webgpu", EP_NAMES["webgpu"], False, reason or "", None, "unknown while WebGPU is not usable"
+        )
+    return ProviderStatus(
+        "webgpu",
+        EP_NAMES["webgpu"],
+        True,
+        f"WebGPU can use the {gpu.name}",
+        True,
+        "INT4 weight-only models (MatMulNBits) run on WebGPU",
+    )
+
+
 def fold(answers: dict[str, dict[str, Any]]) -> HardwareReport:
     """Turn the probes' raw answers into the report."""
     system = _system_info(answers.get("system", {}))
@@ -587,7 +615,13 @@ def fold(answers: dict[str, dict[str, Any]]) -> HardwareReport:
     packages = facts.packages
     return HardwareReport(
         gpus=gpus,
-        providers=[_cpu_status(facts), _dml_status(facts, dml_index), _cuda_status(facts), _trt_rtx_status(facts)],
+        providers=[
+            _cpu_status(facts),
+            _dml_status(facts, dml_index),
+            _cuda_status(facts),
+            _trt_rtx_status(facts),
+            _webgpu_status(facts),
+        ],
         system=system,
         default_dml_device=dml_index,
         packages={str(name): str(version) for name, version in packages.items()},

@@ -69,7 +69,7 @@ def test_live_probes_on_this_gpu_less_linux_machine(live_answers: dict[str, dict
     assert "CPUExecutionProvider" in report.onnxruntime_providers
     devices = live_answers["ep_devices"]["devices"]
     assert devices and {device["device"]["type"] for device in devices} == {"CPU"}
-    assert usable(report) == {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False}
+    assert usable(report) == {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False}
     for status in report.providers:
         assert is_sentence(status.reason), status
     assert report.provider("dml").reason.startswith("DirectML runs only on Windows")
@@ -101,8 +101,8 @@ def test_live_report_is_json_and_readable(live_answers: dict[str, dict[str, Any]
 EXPECTED = {
     "windows11_rtx4090_directml.json": {
         "gpus": [(0, "NVIDIA GeForce RTX 4090", True, "8.9")],
-        "usable": {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": True, "cuda": None, "trt-rtx": True},
+        "usable": {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": True, "cuda": None, "trt-rtx": True, "webgpu": None},
         "default_dml_device": 0,
     },
     "windows11_hybrid_laptop_rtx3060.json": {
@@ -110,56 +110,56 @@ EXPECTED = {
             (0, "Intel(R) Iris(R) Xe Graphics", None, None),
             (1, "NVIDIA GeForce RTX 3060 Laptop GPU", True, "8.6"),
         ],
-        "usable": {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": True, "cuda": None, "trt-rtx": True},
+        "usable": {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": True, "cuda": None, "trt-rtx": True, "webgpu": None},
         "default_dml_device": 1,
     },
     "windows10_gtx1080_cuda.json": {
         "gpus": [(0, "NVIDIA GeForce GTX 1080", True, "6.1")],
-        "usable": {"cpu": True, "dml": False, "cuda": True, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": True, "trt-rtx": False},
+        "usable": {"cpu": True, "dml": False, "cuda": True, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": True, "trt-rtx": False, "webgpu": None},
         "default_dml_device": 0,
     },
     "windows11_rtx2080super_trt_rtx.json": {
         "gpus": [(0, "NVIDIA GeForce RTX 2080 SUPER", True, "7.5")],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": True},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": True, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False, "webgpu": None},
         "default_dml_device": 0,
     },
     "linux_h200_nvml.json": {
         "gpus": [(None, "NVIDIA H200", True, "9.0")],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False, "webgpu": None},
         "default_dml_device": None,
     },
     "linux_h100_nvml.json": {
         "gpus": [(None, "NVIDIA H100 80GB HBM3", True, "9.0")],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False, "webgpu": None},
         "default_dml_device": None,
     },
     "windows11_24h2_rtx4070_cuda_trt_rtx_plugin.json": {
         "gpus": [(0, "NVIDIA GeForce RTX 4070", True, "8.9")],
-        "usable": {"cpu": True, "dml": False, "cuda": True, "trt-rtx": True},
-        "int4": {"cpu": True, "dml": None, "cuda": True, "trt-rtx": True},
+        "usable": {"cpu": True, "dml": False, "cuda": True, "trt-rtx": True, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": True, "trt-rtx": True, "webgpu": None},
         "default_dml_device": 0,
     },
     "windows11_rtx2080super_trt_rtx_plugin_no_device.json": {
         "gpus": [(0, "NVIDIA GeForce RTX 2080 SUPER", True, "7.5")],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": False, "webgpu": None},
         "default_dml_device": 0,
     },
     "linux_no_gpu_trt_rtx_plugin.json": {
         "gpus": [],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": None},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": None, "webgpu": None},
         "default_dml_device": None,
     },
     "linux_no_gpu.json": {
         "gpus": [],
-        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False},
-        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": None},
+        "usable": {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False},
+        "int4": {"cpu": True, "dml": None, "cuda": None, "trt-rtx": None, "webgpu": None},
         "default_dml_device": None,
     },
 }
@@ -380,7 +380,7 @@ def test_a_raising_probe_does_not_break_the_report() -> None:
     assert "not a dict" in report.probe_notes["dxgi_adapters"]
     (gpu,) = report.gpus  # still seen through onnxruntime's ep devices
     assert gpu.sources == ["onnxruntime"]
-    assert usable(report) == {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False}
+    assert usable(report) == {"cpu": True, "dml": True, "cuda": False, "trt-rtx": False, "webgpu": False}
     assert "could not be queried" in report.provider("cuda").reason
 
 
@@ -388,7 +388,7 @@ def test_every_probe_raising_still_gives_a_report() -> None:
     report = probe_hardware(AllBroken())  # type: ignore[arg-type]
     assert set(report.probe_notes) == set(hardware_probes.PROBE_NAMES)
     assert report.system.os == "unknown"
-    assert usable(report) == {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False}
+    assert usable(report) == {"cpu": True, "dml": False, "cuda": False, "trt-rtx": False, "webgpu": False}
     assert json.loads(json.dumps(report.to_dict())) == report.to_dict()
     assert format_report(report)
 

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.chat import PROVIDER_NAMES, GenerationSettings, Reply, Transcript, Turn, model_provider
 from app.errors import ForgeError
+from app.hardware import PROVIDERS
 from app.jobs.protocol import ChatEvent, Piece, decode
 from ui.job_runner import JobRunner
 from ui.widgets.generation_settings import SettingsBox
@@ -187,7 +188,7 @@ class ChatColumn(QWidget):
         self._gpus = gpus
         self.ep_combo.blockSignals(True)
         self.ep_combo.clear()
-        for name in ("cpu", "dml", "cuda", "trt-rtx", "webgpu"):
+        for name in PROVIDERS:
             if name in self._usable:
                 self.ep_combo.addItem(EP_LABELS[name], name)
         self.ep_combo.blockSignals(False)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -31,7 +32,7 @@ from app.checkpoints import CheckpointInfo
 from app.convert import ConvertRequest, free_disk_bytes, human_size
 from app.errors import PresetError
 from app.fit import Fit, expected_size, fit_verdict, recommended
-from app.hardware import HardwareReport
+from app.hardware import PROVIDERS, HardwareReport
 from app.paths import default_output, models_dir, output_name
 from app.presets import EP_NAMES, PRESETS, Preset, default_ep, resolve
 from ui.widgets.options_form import CustomOptionsDialog
@@ -183,6 +184,8 @@ class PresetPane(QWidget):
         self.ep_combo = QComboBox()
         # Wide enough for "TensorRT-RTX ✗ cannot run here": a combo sized to its first item cuts the others.
         self.ep_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Fixed: a crowded header row may not squeeze it below its contents ("CPU ✓ runs he").
+        self.ep_combo.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.ep_combo.activated.connect(self._on_ep_activated)
         self.recommendation_label = QLabel()
         self.recommendation_label.setWordWrap(True)
@@ -278,7 +281,8 @@ class PresetPane(QWidget):
     def _fill_ep_combo(self) -> None:
         current = self.ep_combo.currentData()
         self.ep_combo.clear()
-        for ep in builder_info().execution_providers:
+        buildable = builder_info().execution_providers
+        for ep in (ep for ep in PROVIDERS if ep in buildable):  # the Hardware tab's list, in its order
             text, reason = self._ep_entry(ep)
             self.ep_combo.addItem(text, ep)
             self.ep_combo.setItemData(self.ep_combo.count() - 1, reason, Qt.ItemDataRole.ToolTipRole)

@@ -44,7 +44,9 @@ def test_providers_with_reasons_and_int4(pane):
     pane.set_report(machine("windows11_rtx2080super_trt_rtx"))
     table = pane.provider_table
     rows = {table.item(r, 0).text(): [table.item(r, c) for c in range(4)] for r in range(table.rowCount())}
-    assert set(rows) == {"CPU", "DirectML", "CUDA", "TensorRT-RTX"}
+    assert set(rows) == {"CPU", "DirectML", "CUDA", "TensorRT-RTX", "WebGPU"}
+    assert rows["WebGPU"][1].text() == "✗"
+    assert rows["WebGPU"][2].text() == "the onnxruntime-webgpu package is not installed"
     assert rows["TensorRT-RTX"][1].text() == "✓"
     assert rows["TensorRT-RTX"][3].text() == "✗"  # Turing: no INT4 weight-only GEMM on TensorRT-RTX
     assert "Ampere" in rows["TensorRT-RTX"][3].toolTip()
@@ -75,12 +77,12 @@ def test_no_directx_adapter_leaves_the_picker_empty(pane):
 @pytest.mark.parametrize(
     ("recording", "summary"),
     [
-        ("windows11_hybrid_laptop_rtx3060", "RTX 3060 Laptop GPU · 6 GB · DML ✓ CUDA ✗ TRT-RTX ✗"),
-        ("windows11_rtx4090_directml", "RTX 4090 · 24 GB · DML ✓ CUDA ✗ TRT-RTX ✗"),
-        ("windows11_rtx2080super_trt_rtx", "RTX 2080 SUPER · 8 GB · DML ✗ CUDA ✗ TRT-RTX ✓"),
-        ("windows10_gtx1080_cuda", "GTX 1080 · 8 GB · DML ✗ CUDA ✓ TRT-RTX ✗"),
-        ("linux_h200_nvml", "H200 · 140 GB · DML ✗ CUDA ✗ TRT-RTX ✗"),
-        ("linux_no_gpu", "CPU only · DML ✗ CUDA ✗ TRT-RTX ✗"),
+        ("windows11_hybrid_laptop_rtx3060", "RTX 3060 Laptop GPU · 6 GB · DML ✓ CUDA ✗ TRT-RTX ✗ WEBGPU ✗"),
+        ("windows11_rtx4090_directml", "RTX 4090 · 24 GB · DML ✓ CUDA ✗ TRT-RTX ✗ WEBGPU ✗"),
+        ("windows11_rtx2080super_trt_rtx", "RTX 2080 SUPER · 8 GB · DML ✗ CUDA ✗ TRT-RTX ✓ WEBGPU ✗"),
+        ("windows10_gtx1080_cuda", "GTX 1080 · 8 GB · DML ✗ CUDA ✓ TRT-RTX ✗ WEBGPU ✗"),
+        ("linux_h200_nvml", "H200 · 140 GB · DML ✗ CUDA ✗ TRT-RTX ✗ WEBGPU ✗"),
+        ("linux_no_gpu", "CPU only · DML ✗ CUDA ✗ TRT-RTX ✗ WEBGPU ✗"),
     ],
 )
 def test_status_summary(recording, summary):

@@ -84,7 +84,7 @@ def test_provider_combo_marks_what_runs_here(pane, demo):
     assert set(texts) == {"cpu", "dml", "cuda", "webgpu", "trt-rtx"}
     assert "✓" in texts["dml"] and "✓" in texts["cpu"]
     assert "✗" in texts["cuda"] and "✗" in texts["trt-rtx"]
-    assert "not checked" in texts["webgpu"]
+    assert "✗" in texts["webgpu"]  # checked like the others: the Hardware tab lists it too
     cuda_row = pane.ep_combo.findData("cuda")
     assert "onnxruntime-gpu" in pane.ep_combo.itemData(cuda_row, Qt.ItemDataRole.ToolTipRole)
 
