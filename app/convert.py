@@ -306,7 +306,15 @@ def human_size(size: int) -> str:
 Emit = Callable[[Message], None]
 
 
-def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
+Build = Callable[[Path, Path, Path], list[str]]
+"""(source, staged model folder, builder cache) -> the ids of the repairs applied."""
+
+
+def run_conversion(
+    plan: ConvertPlan, emit: Emit, build: Build | None = None, record_extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Build, check, record and place one model. A batch (app.batch) passes its own `build` (sharing the weights
+    with the other presets) and what forge.json must add about it, read once the build is done."""
     from .jobs.progress import BuilderProgress
 
     started = time.perf_counter()
@@ -332,7 +340,10 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         progress = BuilderProgress(emit, num_layers=plan.checkpoint.num_layers)
         progress.stage(1, "starting", "loading the model builder (torch, transformers, onnx)")
         with progress.capture():
-            repairs = build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
+            if build is None:
+                repairs = build_model(source, built, root / "cache", plan.options, request.trust_remote_code)
+            else:
+                repairs = build(source, built, root / "cache")
         release_memory()  # the builder's weights are garbage now: the check must not stack its model on them
         progress.stage(97, "checking", "loading the tokenizer and generating a few tokens, hashing the files")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -352,6 +363,7 @@ def run_conversion(plan: ConvertPlan, emit: Emit) -> dict[str, Any]:
         )
         record["job_id"] = request.job_id
         record["repairs"] = repairs
+        record.update(record_extra or {})
         manifest.write(built, record)
         staging.claim(built, output, staging.OutputState.from_dict(plan.output_state), root)
         placed = True

@@ -65,30 +65,55 @@ class BarView:
             self._progress.update(self._task, completed=message.percent, detail=f"{message.stage}: {message.detail}")
 
 
-def run_in_terminal(job: str, spec: dict, title: str, warnings: list[str]) -> tuple[Outcome, int]:
-    """Run one worker job with a view fitting the terminal (the runner sweeps its staging when it ends)."""
+def run_in_terminal(job: str, spec: dict, title: str, warnings: list[str], report: bool = True) -> tuple[Outcome, int]:
+    """Run one worker job with a view fitting the terminal (the runner sweeps its staging when it ends); report=False
+    leaves saying how it ended to the caller (a batch says it per preset)."""
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     view = BarView(title) if sys.stdout.isatty() else PlainView()
     with view:
         outcome = run_job(job, spec, view.show)
-    return outcome, _report(outcome)
+    return outcome, _report(outcome) if report else 0
 
 
 def convert_all(plans: list[ConvertPlan]) -> int:
-    rows = []
+    """Each group of plans app.batch.batches makes runs as one worker job: several presets of one checkpoint as a
+    batch (one import, one weight load), anything else on its own."""
+    from ..batch import batches
+
+    rows: list[tuple[ConvertPlan, Outcome]] = []
     worst = 0
-    for plan in plans:
-        options = plan.options
-        title = f"{options.preset} ({options.precision}, {options.execution_provider})"
-        outcome, code = run_in_terminal("convert", plan.to_dict(), title, plan.warnings)
-        rows.append((plan, outcome))
+    for group in batches(plans):
+        group_rows, code = convert_batch(group) if len(group) > 1 else convert_one(group[0])
+        rows += group_rows
         worst = max(worst, code)
-        if outcome.status == "cancelled":
+        if any(outcome.status == "cancelled" for _, outcome in group_rows):
             break
     if len(plans) > 1:
         print_summary(rows)
     return worst
+
+
+def convert_one(plan: ConvertPlan) -> tuple[list[tuple[ConvertPlan, Outcome]], int]:
+    options = plan.options
+    title = f"{options.preset} ({options.precision}, {options.execution_provider})"
+    outcome, code = run_in_terminal("convert", plan.to_dict(), title, plan.warnings)
+    return [(plan, outcome)], code
+
+
+def convert_batch(plans: list[ConvertPlan]) -> tuple[list[tuple[ConvertPlan, Outcome]], int]:
+    """Several presets of one checkpoint in one worker job (app.batch); one line of outcome per preset."""
+    from ..batch import BATCH_JOB, batch_spec, outcomes
+
+    title = f"{len(plans)} presets ({', '.join(plan.options.preset for plan in plans)})"
+    warnings = list(dict.fromkeys(warning for plan in plans for warning in plan.warnings))
+    outcome, _ = run_in_terminal(BATCH_JOB, batch_spec(plans), title, warnings, report=False)
+    rows = outcomes(plans, outcome)
+    codes = [0]
+    for plan, row in rows:
+        print(f"{plan.options.preset}: ", end="")
+        codes.append(_report(row))
+    return rows, max(codes)
 
 
 def _report(outcome: Outcome) -> int:

@@ -30,6 +30,12 @@ def _convert(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str,
     return run_conversion(ConvertPlan.from_dict(spec), emit)
 
 
+def _convert_batch(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
+    from ..batch import run_batch
+
+    return run_batch(spec, emit)
+
+
 def _download(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, Any]:
     """Download a Hub repo's conversion files; the token comes from HF_TOKEN or the credential store, never argv."""
     from ..hub import download_checkpoint, hub_token
@@ -75,6 +81,7 @@ def _report(spec: dict[str, Any], emit: Callable[[Message], None]) -> dict[str, 
 
 JOBS: dict[str, Callable[[dict[str, Any], Callable[[Message], None]], dict[str, Any]]] = {
     "convert": _convert,
+    "convert-batch": _convert_batch,
     "download": _download,
     "quantize": _quantize,
     "measure": _measure,
