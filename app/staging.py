@@ -110,9 +110,10 @@ def _read_owner(root: Path) -> dict[str, Any] | None:
     return owner if isinstance(owner, dict) else None
 
 
-def remove(root: Path, success: bool) -> None:
+def remove(root: Path, success: bool, keep_marker: bool = False) -> None:
     """Remove a staging folder when its job is over. An old output moved aside is put back unless the job
-    succeeded; on failure, the parent folders the job created are removed again where still empty."""
+    succeeded; on failure, the parent folders the job created are removed again where still empty. keep_marker
+    leaves its record in the data dir for a later sweep (see remove_mine)."""
     owner = _read_owner(root) or {}
     output = Path(owner.get("output", ""))
     previous = root / _PREVIOUS
@@ -126,7 +127,8 @@ def remove(root: Path, success: bool) -> None:
     except OSError:
         doomed = root
     shutil.rmtree(doomed, ignore_errors=True)
-    (_markers() / f"{root.name}.json").unlink(missing_ok=True)
+    if not keep_marker:
+        (_markers() / f"{root.name}.json").unlink(missing_ok=True)
     _mine.discard(root)
     if not success:
         _remove_parents(owner.get("created_parents", []))
@@ -142,9 +144,12 @@ def _remove_parents(created_parents: list[str]) -> None:
 
 
 def remove_mine() -> None:
-    """What a worker does as it exits on a cancel: remove its own staging (an old output moved aside goes back)."""
+    """What a worker does as it exits on a cancel: remove its own staging (an old output moved aside goes back).
+    The build may still be running on the main thread, and its next makedirs brings the folder back without its
+    owner.json (seen cancelling a batch between two presets): the markers stay, so the parent's sweep, once this
+    process is gone, removes such a folder by its marker, or the marker alone."""
     for root in list(_mine):
-        remove(root, success=False)
+        remove(root, success=False, keep_marker=True)
 
 
 def _age_seconds(path: Path) -> float:
@@ -158,11 +163,14 @@ def sweep(*beside: Path) -> list[Path]:
     """Remove staging folders whose owner is dead: those recorded in the data dir, and those next to each
     folder in `beside` (an output about to be planned). Returns what was removed."""
     candidates: list[Path] = []
+    marked: dict[Path, dict[str, Any]] = {}
     markers = _markers()
     if markers.is_dir():
         for marker in markers.iterdir():
             try:
-                candidates.append(Path(json.loads(marker.read_text())["path"]))
+                recorded = json.loads(marker.read_text())
+                candidates.append(Path(recorded["path"]))
+                marked[candidates[-1]] = recorded
             except (OSError, ValueError, KeyError, TypeError):
                 marker.unlink(missing_ok=True)
                 continue
@@ -177,7 +185,7 @@ def sweep(*beside: Path) -> list[Path]:
     for root in dict.fromkeys(candidates):
         if not root.name.startswith(STAGING_PREFIX):
             continue  # a marker that points elsewhere was not written by us
-        owner = _read_owner(root)
+        owner = _read_owner(root) or marked.get(root)  # a folder rebuilt under a cancelled job lost its owner.json
         if owner is None and _age_seconds(root) > _UNOWNED_GRACE_SECONDS:
             owner = {}  # its owner.json never got written or was removed under a writer: nobody will claim it
         if owner is None or owner_alive(owner):

@@ -307,6 +307,20 @@ def test_a_staging_marker_pointing_elsewhere_is_ignored(tmp_path, forge_home):
     assert (precious / "owner.json").is_file()
 
 
+def test_staging_a_cancelled_build_brought_back_is_swept_by_its_marker(tmp_path, forge_home):
+    """A cancel removes the worker's staging from its stdin thread while the build runs on: the builder's next
+    makedirs can make the folder again, without owner.json; the marker the cancel leaves says whose it was."""
+    root = staging.create(tmp_path / "out", "convert")
+    not_brought_back = staging.create(tmp_path / "other", "convert")
+    staging.remove_mine()  # what the worker does on a cancel
+    (root / "model").mkdir(parents=True)  # the builder's os.makedirs(output_dir) a moment later
+    marker = forge_home / "staging" / f"{root.name}.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "pid": 2**22 + 7}))  # the worker is gone
+    staging.sweep()
+    assert not root.exists() and not not_brought_back.exists()
+    assert list((forge_home / "staging").iterdir()) == []
+
+
 # --- the worker's spec and its failures ---------------------------------------------------------------------------
 
 
